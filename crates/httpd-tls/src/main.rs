@@ -1,0 +1,10 @@
+use clap::Parser;
+
+/// httpd-tls (skeleton: the real command line arrives with its issue).
+#[derive(Parser)]
+#[command(version)]
+struct Args {}
+
+fn main() {
+    let _args = Args::parse();
+}
