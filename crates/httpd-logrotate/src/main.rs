@@ -1,10 +1,12 @@
-use clap::Parser;
+use std::ffi::OsString;
+use std::process::ExitCode;
 
-/// httpd-logrotate (skeleton: the real command line arrives with its issue).
-#[derive(Parser)]
-#[command(version)]
-struct Args {}
-
-fn main() {
-    let _args = Args::parse();
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let code = if args.iter().skip(1).any(|a| a == "--stats") {
+        httpd_logrotate::stats::main(args)
+    } else {
+        httpd_logrotate::rotate::main(args)
+    };
+    ExitCode::from(code)
 }
