@@ -1,10 +1,5 @@
-use clap::Parser;
+use std::process::ExitCode;
 
-/// httpd-conftest (skeleton: the real command line arrives with its issue).
-#[derive(Parser)]
-#[command(version)]
-struct Args {}
-
-fn main() {
-    let _args = Args::parse();
+fn main() -> ExitCode {
+    ExitCode::from(httpd_conftest::cli::main(std::env::args_os()))
 }

@@ -1,0 +1,597 @@
+//! Reading configuration files into the resolved [`tree`](crate::tree).
+//!
+//! What happens here, in config order, as Apache does it while reading:
+//! - `Define`/`UnDefine` set variables; `${NAME}` in arguments is replaced from the
+//!   Defines seen so far, then from the environment; an undefined one is a warning and
+//!   stays as written (Apache's behaviour).
+//! - `ServerRoot` at the top level changes where later relative includes resolve.
+//! - `Include`/`IncludeOptional` inline files (globs sorted by name, a directory means
+//!   every file in it); a missing file or a wildcard matching nothing is an error for
+//!   `Include` only; an include loop is an error naming the chain.
+//! - `<IfDefine>`, `<IfModule>`, `<IfVersion>`, `<IfFile>`, `<IfDirective>`, `<IfSection>`
+//!   are decided; a true one's body is spliced into its parent, a false one's body is kept
+//!   as inactive so the validator can lint it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diagnostic::{Diagnostic, Loc, Sources};
+use crate::directives;
+use crate::syntax::{self, LineKind, Word};
+use crate::tree::{Arg, Directive};
+
+/// Sections may nest this deep; deeper is an error rather than a stack overflow.
+pub const MAX_NESTING: usize = 128;
+/// Includes may nest this deep (Apache's own limit is 128 too).
+pub const MAX_INCLUDE_DEPTH: usize = 128;
+
+/// The Apache version `<IfVersion>` compares against: the one whose directives we know.
+pub const APACHE_VERSION: (u32, u32, u32) = (2, 4, 62);
+
+/// A file read failure of the main configuration file (not of an include, which is a
+/// diagnostic).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: it is a directory")]
+    IsDirectory { path: PathBuf },
+}
+
+pub(crate) struct Loader {
+    pub server_root: PathBuf,
+    pub defines: HashMap<String, Option<String>>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: Sources,
+    /// The chain of files being read, for loop detection.
+    include_stack: Vec<PathBuf>,
+}
+
+impl Loader {
+    pub fn new(server_root: PathBuf, defines: &[String]) -> Self {
+        Loader {
+            server_root,
+            defines: defines.iter().map(|d| (d.clone(), None)).collect(),
+            diagnostics: Vec::new(),
+            sources: Sources::default(),
+            include_stack: Vec::new(),
+        }
+    }
+
+    /// Reads the main file; an unreadable main file is an error of its own.
+    pub fn load_main(&mut self, path: &Path) -> Result<Vec<Directive>, ReadError> {
+        if path.is_dir() {
+            return Err(ReadError::IsDirectory {
+                path: path.to_path_buf(),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(self.load_bytes(path, &bytes))
+    }
+
+    /// Parses text given directly (the embedded default, `-C` directives).
+    pub fn load_bytes(&mut self, path: &Path, bytes: &[u8]) -> Vec<Directive> {
+        let file: Arc<Path> = Arc::from(path);
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.include_stack.push(canonical);
+        let out = self.read_text(&file, bytes);
+        self.include_stack.pop();
+        out
+    }
+
+    fn read_text(&mut self, file: &Arc<Path>, bytes: &[u8]) -> Vec<Directive> {
+        if let Some(offset) = bytes.iter().position(|b| *b == 0) {
+            let text = String::from_utf8_lossy(&bytes[..offset]);
+            let line = text.matches('\n').count() as u32 + 1;
+            let column = text.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
+            self.diagnostics.push(Diagnostic::error(
+                &Loc {
+                    file: file.clone(),
+                    line,
+                    column,
+                },
+                format!(
+                    "this is not a text file (NUL byte at offset {offset}); nothing in it was read"
+                ),
+            ));
+            return Vec::new();
+        }
+        let text: Arc<str> = Arc::from(String::from_utf8_lossy(bytes).as_ref());
+        self.sources.insert(file, text.clone());
+        let (lines, errors) = syntax::parse_file(&text);
+        for e in errors {
+            self.diagnostics
+                .push(Diagnostic::error(&loc(file, e.pos), e.message));
+        }
+        let raw = self.nest(file, lines);
+        let mut out = Vec::new();
+        self.resolve(raw, false, 0, &mut out);
+        out
+    }
+
+    /// Turns flat lines into a tree of sections, reporting unbalanced ones.
+    fn nest(&mut self, file: &Arc<Path>, lines: Vec<syntax::Line>) -> Vec<Directive> {
+        // The stack of open sections; the bottom entry collects top-level directives.
+        let mut stack: Vec<Directive> = vec![Directive {
+            name: String::new(),
+            args: Vec::new(),
+            loc: loc(file, syntax::Pos { line: 1, column: 1 }),
+            children: Some(Vec::new()),
+            inactive: false,
+        }];
+        let mut too_deep = 0usize;
+        for line in lines {
+            match line.kind {
+                LineKind::Directive { name, args } => {
+                    if too_deep > 0 {
+                        continue;
+                    }
+                    let d = directive(file, name, args, None);
+                    push_child(&mut stack, d);
+                }
+                LineKind::Open { name, args } => {
+                    if too_deep > 0 || stack.len() > MAX_NESTING {
+                        if too_deep == 0 {
+                            self.diagnostics.push(Diagnostic::error(
+                                &loc(file, line.pos),
+                                format!(
+                                    "sections are nested more than {MAX_NESTING} deep; the rest of this section is not read"
+                                ),
+                            ));
+                        }
+                        too_deep += 1;
+                        continue;
+                    }
+                    let mut section = directive(file, name, args, Some(Vec::new()));
+                    // A section is located at its '<', where the reader's eye goes.
+                    section.loc = loc(file, line.pos);
+                    stack.push(section);
+                }
+                LineKind::Close { name } => {
+                    if too_deep > 0 {
+                        too_deep -= 1;
+                        continue;
+                    }
+                    self.close(file, &mut stack, name);
+                }
+            }
+        }
+        while stack.len() > 1 {
+            let open = stack.pop().expect("len > 1");
+            self.diagnostics.push(Diagnostic::error(
+                &open.loc,
+                format!("<{}> is never closed: expected </{}>", open.name, open.name),
+            ));
+            push_child(&mut stack, open);
+        }
+        stack.pop().and_then(|d| d.children).unwrap_or_default()
+    }
+
+    fn close(&mut self, file: &Arc<Path>, stack: &mut Vec<Directive>, name: Word) {
+        let at = loc(file, name.pos);
+        let Some(depth) = stack
+            .iter()
+            .skip(1)
+            .rposition(|open| open.name.eq_ignore_ascii_case(&name.text))
+            .map(|i| i + 1)
+        else {
+            self.diagnostics.push(Diagnostic::error(
+                &at,
+                format!("</{}> without a matching <{}>", name.text, name.text),
+            ));
+            return;
+        };
+        // Sections opened after the one being closed were left open.
+        while stack.len() > depth + 1 {
+            let open = stack.pop().expect("deeper than depth");
+            self.diagnostics.push(Diagnostic::error(
+                &open.loc,
+                format!(
+                    "<{}> is never closed: </{}> at line {} closes an outer section first",
+                    open.name, name.text, at.line
+                ),
+            ));
+            push_child(stack, open);
+        }
+        let done = stack.pop().expect("depth exists");
+        push_child(stack, done);
+    }
+
+    /// Applies Define, variables, includes and conditionals, in order, into `out`.
+    fn resolve(
+        &mut self,
+        nodes: Vec<Directive>,
+        inactive: bool,
+        depth: usize,
+        out: &mut Vec<Directive>,
+    ) {
+        for mut d in nodes {
+            d.inactive = inactive;
+            if !inactive {
+                self.substitute(&mut d);
+            }
+            let name = d.name.to_ascii_lowercase();
+            match name.as_str() {
+                "define" if !inactive && !d.is_section() => self.define(&d),
+                "undefine" if !inactive && !d.is_section() => {
+                    if let Some(a) = d.args.first() {
+                        self.defines.remove(&a.value);
+                    }
+                }
+                "serverroot" if !inactive && !d.is_section() && depth == 0 => {
+                    if let [arg] = d.args.as_slice() {
+                        self.server_root = PathBuf::from(&arg.value);
+                    }
+                }
+                "include" | "includeoptional" if !inactive && !d.is_section() => {
+                    let optional = name == "includeoptional";
+                    self.include(&d, optional, out);
+                }
+                "ifdefine" | "ifmodule" | "ifversion" | "iffile" | "ifdirective" | "ifsection"
+                    if d.is_section() =>
+                {
+                    let truth = if inactive { false } else { self.condition(&d) };
+                    let children = d.children.take().unwrap_or_default();
+                    if truth {
+                        self.resolve(children, false, depth, out);
+                    } else {
+                        // Keep the body, inactive, under the conditional, for linting.
+                        let mut body = Vec::new();
+                        self.resolve(children, true, depth, &mut body);
+                        d.children = Some(body);
+                        d.inactive = true;
+                        out.push(d);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(children) = d.children.take() {
+                let mut body = Vec::new();
+                self.resolve(children, inactive, depth + 1, &mut body);
+                d.children = Some(body);
+            }
+            out.push(d);
+        }
+    }
+
+    fn define(&mut self, d: &Directive) {
+        match d.args.as_slice() {
+            [name] => {
+                self.defines.insert(name.value.clone(), None);
+            }
+            [name, value] => {
+                self.defines
+                    .insert(name.value.clone(), Some(value.value.clone()));
+            }
+            _ => {} // the validator reports the argument count
+        }
+    }
+
+    /// Replaces `${NAME}` in every argument (Define first, then the environment).
+    fn substitute(&mut self, d: &mut Directive) {
+        for arg in &mut d.args {
+            if !arg.value.contains("${") {
+                continue;
+            }
+            let mut out = String::with_capacity(arg.value.len());
+            let mut rest = arg.value.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let Some(end) = after.find('}') else {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                    break;
+                };
+                let name = &after[..end];
+                let value = match self.defines.get(name) {
+                    Some(Some(v)) => Some(v.clone()),
+                    _ => std::env::var(name).ok(),
+                };
+                match value {
+                    Some(v) => out.push_str(&v),
+                    None => {
+                        self.diagnostics.push(Diagnostic::warning(
+                            &arg.loc,
+                            format!(
+                                "variable ${{{name}}} is not defined (by Define or in the environment); left as written"
+                            ),
+                        ));
+                        out.push_str(&rest[start..start + 3 + end]);
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            arg.value = out;
+        }
+    }
+
+    /// Decides a conditional section. Malformed ones are reported and count as false.
+    fn condition(&mut self, d: &Directive) -> bool {
+        let name = d.name.to_ascii_lowercase();
+        if name == "ifversion" {
+            return self.if_version(d);
+        }
+        let [arg] = d.args.as_slice() else {
+            self.diagnostics.push(Diagnostic::error(
+                &d.loc,
+                format!("<{}> takes exactly one argument", d.name),
+            ));
+            return false;
+        };
+        let (negate, subject) = match arg.value.strip_prefix('!') {
+            Some(s) => (true, s),
+            None => (false, arg.value.as_str()),
+        };
+        let truth = match name.as_str() {
+            "ifdefine" => self.defines.contains_key(subject),
+            "ifmodule" => directives::module_provided(subject),
+            "iffile" => {
+                let p = Path::new(subject);
+                if p.is_absolute() {
+                    p.exists()
+                } else {
+                    self.server_root.join(p).exists()
+                }
+            }
+            "ifdirective" => directives::lookup(subject).is_some_and(|info| info.implemented),
+            "ifsection" => directives::lookup(subject).is_some_and(|info| info.section),
+            _ => false,
+        };
+        truth != negate
+    }
+
+    /// `<IfVersion [[!]operator] version>` against [`APACHE_VERSION`].
+    fn if_version(&mut self, d: &Directive) -> bool {
+        let vals = d.values();
+        let (op, version) = match vals.as_slice() {
+            [v] => ("=", *v),
+            [op, v] => (*op, *v),
+            _ => {
+                self.diagnostics.push(Diagnostic::error(
+                    &d.loc,
+                    "<IfVersion> takes an optional operator and a version",
+                ));
+                return false;
+            }
+        };
+        let (negate, op) = match op.strip_prefix('!') {
+            Some(o) => (true, o),
+            None => (false, op),
+        };
+        let parse = |v: &str| -> Option<(u32, u32, u32)> {
+            let mut it = v.split('.').map(|p| p.parse::<u32>());
+            let major = it.next()?.ok()?;
+            let minor = it.next().unwrap_or(Ok(0)).ok()?;
+            let patch = it.next().unwrap_or(Ok(0)).ok()?;
+            Some((major, minor, patch))
+        };
+        let have = APACHE_VERSION;
+        let truth = match op {
+            "=" | "==" => parse(version).map(|want| {
+                // `2.4` matches every 2.4.x, as in mod_version.
+                let parts = version.split('.').count();
+                match parts {
+                    1 => want.0 == have.0,
+                    2 => (want.0, want.1) == (have.0, have.1),
+                    _ => want == have,
+                }
+            }),
+            ">" => parse(version).map(|w| have > w),
+            ">=" => parse(version).map(|w| have >= w),
+            "<" => parse(version).map(|w| have < w),
+            "<=" => parse(version).map(|w| have <= w),
+            "~" => crate::validate::compile_regex(version).ok().and_then(|re| {
+                re.is_match(&format!("{}.{}.{}", have.0, have.1, have.2))
+                    .ok()
+            }),
+            _ => None,
+        };
+        match truth {
+            Some(t) => t != negate,
+            None => {
+                self.diagnostics.push(Diagnostic::error(
+                    &d.loc,
+                    format!("<IfVersion {op} {version}>: not a valid comparison"),
+                ));
+                false
+            }
+        }
+    }
+
+    fn include(&mut self, d: &Directive, optional: bool, out: &mut Vec<Directive>) {
+        let [arg] = d.args.as_slice() else {
+            self.diagnostics.push(Diagnostic::error(
+                &d.loc,
+                format!(
+                    "{} takes exactly one argument: a file, directory or glob",
+                    d.name
+                ),
+            ));
+            return;
+        };
+        if self.include_stack.len() >= MAX_INCLUDE_DEPTH {
+            self.diagnostics.push(Diagnostic::error(
+                &arg.loc,
+                format!("includes are nested more than {MAX_INCLUDE_DEPTH} deep"),
+            ));
+            return;
+        }
+        let pattern = if Path::new(&arg.value).is_absolute() {
+            PathBuf::from(&arg.value)
+        } else {
+            self.server_root.join(&arg.value)
+        };
+        let files = match expand(&pattern) {
+            Ok(files) => files,
+            Err(message) => {
+                if !optional {
+                    self.diagnostics
+                        .push(Diagnostic::error(&arg.loc, message).with_suggestion(None));
+                }
+                return;
+            }
+        };
+        for path in files {
+            let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if let Some(first) = self.include_stack.iter().position(|p| *p == canonical) {
+                let chain: Vec<String> = self.include_stack[first..]
+                    .iter()
+                    .chain(std::iter::once(&canonical))
+                    .map(|p| p.display().to_string())
+                    .collect();
+                self.diagnostics.push(Diagnostic::error(
+                    &arg.loc,
+                    format!("include loop: {}", chain.join(" includes ")),
+                ));
+                continue;
+            }
+            let (path, read) = read_following_stubs(&path);
+            let bytes = match read {
+                Ok(b) => b,
+                Err(e) => {
+                    self.diagnostics.push(Diagnostic::error(
+                        &arg.loc,
+                        format!("cannot read included file {}: {e}", path.display()),
+                    ));
+                    continue;
+                }
+            };
+            self.include_stack.push(canonical);
+            let file: Arc<Path> = Arc::from(path.as_path());
+            let mut included = self.read_text(&file, &bytes);
+            self.include_stack.pop();
+            out.append(&mut included);
+        }
+    }
+}
+
+/// Reads an included file. A file whose whole content is one relative path naming an
+/// existing file is a symbolic link that was stored as text (a git checkout with
+/// `core.symlinks=false`, as Debian's `mods-enabled/` often arrives): it is followed, as
+/// the real link would be.
+fn read_following_stubs(path: &Path) -> (PathBuf, std::io::Result<Vec<u8>>) {
+    let mut path = path.to_path_buf();
+    for _ in 0..8 {
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => return (path, Err(e)),
+        };
+        let looks_like_link = bytes.len() < 4096
+            && !bytes.contains(&b'\n')
+            && !bytes
+                .iter()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+            && bytes.first() != Some(&b'/');
+        if looks_like_link {
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                let target = path.parent().unwrap_or(Path::new(".")).join(text);
+                if target.is_file() {
+                    path = target;
+                    continue;
+                }
+            }
+        }
+        return (path, Ok(bytes));
+    }
+    let bytes = std::fs::read(&path);
+    (path, bytes)
+}
+
+/// The files an Include names: a file, every file under a directory, or a sorted glob.
+fn expand(pattern: &Path) -> Result<Vec<PathBuf>, String> {
+    let text = pattern.to_string_lossy();
+    let is_glob = text.contains(['*', '?', '[']);
+    if !is_glob {
+        if pattern.is_dir() {
+            return Ok(files_under(pattern));
+        }
+        if pattern.exists() {
+            return Ok(vec![pattern.to_path_buf()]);
+        }
+        return Err(format!(
+            "included file {} does not exist (use IncludeOptional if it may be missing)",
+            pattern.display()
+        ));
+    }
+    let paths = glob::glob(&text).map_err(|e| format!("bad include pattern {text}: {e}"))?;
+    let mut files: Vec<PathBuf> = paths
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!(
+            "include pattern {text} matches no file (use IncludeOptional if that is expected)"
+        ));
+    }
+    Ok(files)
+}
+
+/// Every regular file under a directory, recursively, sorted (Apache's Include of a dir).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn loc(file: &Arc<Path>, pos: syntax::Pos) -> Loc {
+    Loc {
+        file: file.clone(),
+        line: pos.line,
+        column: pos.column,
+    }
+}
+
+fn directive(
+    file: &Arc<Path>,
+    name: Word,
+    args: Vec<Word>,
+    children: Option<Vec<Directive>>,
+) -> Directive {
+    Directive {
+        loc: loc(file, name.pos),
+        name: name.text,
+        args: args
+            .into_iter()
+            .map(|w| Arg {
+                loc: loc(file, w.pos),
+                value: w.text,
+            })
+            .collect(),
+        children,
+        inactive: false,
+    }
+}
+
+fn push_child(stack: &mut [Directive], d: Directive) {
+    stack
+        .last_mut()
+        .and_then(|top| top.children.as_mut())
+        .expect("the stack bottom is a section")
+        .push(d);
+}

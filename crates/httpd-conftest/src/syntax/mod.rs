@@ -1,0 +1,328 @@
+//! The grammar of one configuration file: Apache httpd 2.4's line syntax, with nom.
+//!
+//! A file is a sequence of logical lines. A physical line that ends in a backslash is
+//! continued on the next one (the backslash and the newline disappear, as in Apache's
+//! `ap_cfg_getline`). Each logical line is blank, a `#` comment (only at the start of a
+//! line: Apache has no end-of-line comments), a section opening `<Name args>`, a section
+//! closing `</Name>`, or a directive `Name args`. Arguments are separated by blanks and
+//! may be `"double"` or `'single'` quoted; inside quotes a backslash escapes the quote
+//! character (Apache's `ap_getword_conf`). Unlike Apache, an unterminated quote is an
+//! error instead of silently running to the end of the line.
+//!
+//! Every word keeps its line and column (1-based, counted in characters) so diagnostics
+//! can point at it, even across continuation lines.
+
+use nom::branch::alt;
+use nom::bytes::complete::{take_till1, take_while};
+use nom::character::complete::{char, satisfy};
+use nom::combinator::recognize;
+use nom::sequence::pair;
+use nom::IResult;
+
+/// A position in a file: 1-based line and column (in characters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+}
+
+/// One word of a line: a directive or section name, or an argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Word {
+    /// The text with quotes removed and escaped quotes resolved.
+    pub text: String,
+    pub pos: Pos,
+    pub quoted: bool,
+}
+
+/// What a logical line holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    Directive { name: Word, args: Vec<Word> },
+    Open { name: Word, args: Vec<Word> },
+    Close { name: Word },
+}
+
+/// A logical line that is not blank or a comment, with the position it starts at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub kind: LineKind,
+    pub pos: Pos,
+}
+
+/// A syntax error at a position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// The longest logical line accepted. Apache reads lines of at most 8 KiB
+/// (`MAX_STRING_LEN`); we allow 1 MiB, and a longer line is one error, not a hang.
+pub const MAX_LINE: usize = 1024 * 1024;
+
+/// Parses a whole file into its significant lines, collecting every syntax error.
+pub fn parse_file(text: &str) -> (Vec<Line>, Vec<SyntaxError>) {
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    for logical in logical_lines(text) {
+        if logical.text.len() > MAX_LINE {
+            errors.push(SyntaxError {
+                pos: logical.pos_at(0),
+                message: format!(
+                    "line is {} bytes long; the limit is {MAX_LINE}",
+                    logical.text.len()
+                ),
+            });
+            continue;
+        }
+        match parse_line(&logical) {
+            Ok(Some(line)) => lines.push(line),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    (lines, errors)
+}
+
+/// A logical line: the joined text and, for each physical piece, where it started.
+struct Logical<'a> {
+    text: std::borrow::Cow<'a, str>,
+    /// (byte offset in `text`, position in the file of that byte).
+    pieces: Vec<(usize, Pos)>,
+}
+
+impl Logical<'_> {
+    /// The file position of byte `offset` of the joined text.
+    fn pos_at(&self, offset: usize) -> Pos {
+        let idx = self
+            .pieces
+            .partition_point(|(start, _)| *start <= offset)
+            .saturating_sub(1);
+        let (start, pos) = self.pieces[idx];
+        let chars = self.text[start..offset].chars().count() as u32;
+        Pos {
+            line: pos.line,
+            column: pos.column + chars,
+        }
+    }
+}
+
+/// Splits text into logical lines, joining backslash continuations.
+fn logical_lines(text: &str) -> Vec<Logical<'_>> {
+    let mut out = Vec::new();
+    let mut current: Option<Logical<'_>> = None;
+    for (idx, raw) in text.split('\n').enumerate() {
+        let line_no = idx as u32 + 1;
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let (body, continued) = match raw.strip_suffix('\\') {
+            Some(body) => (body, true),
+            None => (raw, false),
+        };
+        let pos = Pos {
+            line: line_no,
+            column: 1,
+        };
+        let logical = match current.take() {
+            None => Logical {
+                text: std::borrow::Cow::Borrowed(body),
+                pieces: vec![(0, pos)],
+            },
+            Some(mut prev) => {
+                let start = prev.text.len();
+                prev.text.to_mut().push_str(body);
+                prev.pieces.push((start, pos));
+                prev
+            }
+        };
+        if continued {
+            current = Some(logical);
+        } else {
+            out.push(logical);
+        }
+    }
+    if let Some(last) = current {
+        out.push(last);
+    }
+    out
+}
+
+fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t' || c == '\x0b' || c == '\x0c'
+}
+
+fn blanks(input: &str) -> IResult<&str, &str> {
+    take_while(is_blank)(input)
+}
+
+/// A bare word: everything up to the next blank.
+fn bare(input: &str) -> IResult<&str, &str> {
+    take_till1(is_blank)(input)
+}
+
+/// The raw text of a quoted word, opening quote included, up to and including the
+/// closing quote. A backslash escapes the quote character.
+fn quoted(quote: char) -> impl Fn(&str) -> IResult<&str, &str> {
+    move |input: &str| {
+        let (rest, _) = char(quote)(input)?;
+        let mut escaped = false;
+        for (i, c) in rest.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == quote {
+                let end = 1 + i + c.len_utf8();
+                return Ok((&input[end..], &input[..end]));
+            }
+        }
+        Err(nom::Err::Failure(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::Char,
+        )))
+    }
+}
+
+/// One argument, raw (still quoted).
+fn word(input: &str) -> IResult<&str, &str> {
+    alt((quoted('"'), quoted('\''), bare))(input)
+}
+
+/// The name after `<` or `</`: letters, digits, `_`, `-`, `:`.
+fn section_name(input: &str) -> IResult<&str, &str> {
+    recognize(pair(
+        satisfy(|c| c.is_ascii_alphabetic()),
+        take_while(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':'),
+    ))(input)
+}
+
+/// Resolves a raw word to its text: strips the quotes and unescapes `\"` (or `\'`).
+fn unquote(raw: &str) -> (String, bool) {
+    let Some(q) = raw.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+        return (raw.to_string(), false);
+    };
+    if raw.len() < 2 || !raw.ends_with(q) {
+        return (raw.to_string(), false);
+    }
+    let inner = &raw[1..raw.len() - 1];
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek() == Some(&q) {
+            out.push(q);
+            chars.next();
+        } else {
+            out.push(c);
+        }
+    }
+    (out, true)
+}
+
+/// Splits `input` (which starts at byte `base` of the logical line) into words.
+fn words(line: &Logical<'_>, base: usize, input: &str) -> Result<Vec<Word>, SyntaxError> {
+    let mut out = Vec::new();
+    let mut rest = input;
+    loop {
+        let (r, _) = blanks(rest).expect("blanks never fails");
+        rest = r;
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        let offset = base + (input.len() - rest.len());
+        match word(rest) {
+            Ok((r, raw)) => {
+                let (text, quoted) = unquote(raw);
+                out.push(Word {
+                    text,
+                    pos: line.pos_at(offset),
+                    quoted,
+                });
+                rest = r;
+            }
+            Err(_) => {
+                return Err(SyntaxError {
+                    pos: line.pos_at(offset),
+                    message: format!(
+                        "unterminated quote: {} opened here is never closed on this line",
+                        &rest[..1]
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// Parses one logical line; `Ok(None)` for blanks and comments.
+fn parse_line(line: &Logical<'_>) -> Result<Option<Line>, SyntaxError> {
+    let text: &str = &line.text;
+    let (rest, _) = blanks(text).expect("blanks never fails");
+    if rest.is_empty() || rest.starts_with('#') {
+        return Ok(None);
+    }
+    let start = text.len() - rest.len();
+    let pos = line.pos_at(start);
+    if let Some(after) = rest.strip_prefix('<') {
+        let (after, closing) = match after.strip_prefix('/') {
+            Some(a) => (a, true),
+            None => (after, false),
+        };
+        let name_offset = text.len() - after.len();
+        let (after_name, name) = section_name(after).map_err(|_| SyntaxError {
+            pos: line.pos_at(name_offset),
+            message: "expected a section name after '<'".into(),
+        })?;
+        let name = Word {
+            text: name.to_string(),
+            pos: line.pos_at(name_offset),
+            quoted: false,
+        };
+        // The section's arguments run up to the last '>' on the line (Apache strips it).
+        let body_offset = text.len() - after_name.len();
+        let trimmed = after_name.trim_end_matches(is_blank);
+        let Some(inner) = trimmed.strip_suffix('>') else {
+            return Err(SyntaxError {
+                pos: line.pos_at(start),
+                message: format!(
+                    "<{}{}> is missing its closing '>'",
+                    if closing { "/" } else { "" },
+                    name.text
+                ),
+            });
+        };
+        if !after_name.is_empty()
+            && !after_name.starts_with(is_blank)
+            && !after_name.starts_with('>')
+        {
+            return Err(SyntaxError {
+                pos: line.pos_at(body_offset),
+                message: format!("unexpected character after section name <{}", name.text),
+            });
+        }
+        let args = words(line, body_offset, inner)?;
+        if closing {
+            if let Some(extra) = args.first() {
+                return Err(SyntaxError {
+                    pos: extra.pos,
+                    message: format!("</{}> takes no arguments", name.text),
+                });
+            }
+            return Ok(Some(Line {
+                kind: LineKind::Close { name },
+                pos,
+            }));
+        }
+        return Ok(Some(Line {
+            kind: LineKind::Open { name, args },
+            pos,
+        }));
+    }
+    let mut all = words(line, start, rest)?;
+    let name = all.remove(0);
+    Ok(Some(Line {
+        kind: LineKind::Directive { name, args: all },
+        pos,
+    }))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,97 @@
+use super::*;
+
+#[test]
+fn listen_addresses() {
+    let ok = [
+        ("80", "0.0.0.0:80"),
+        ("127.0.0.1:8080", "127.0.0.1:8080"),
+        ("[::1]:443", "[::1]:443"),
+        ("127.0.0.1:0", "127.0.0.1:0"),
+        ("unix:/run/h.sock", "unix:/run/h.sock"),
+    ];
+    for (input, want) in ok {
+        assert_eq!(parse_listen(input).unwrap().to_string(), want, "{input}");
+    }
+    for bad in [
+        "70000",
+        "www.example.com:80",
+        "abc",
+        "unix:rel.sock",
+        "1.2.3.4:99999",
+    ] {
+        assert!(parse_listen(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn proxy_targets() {
+    assert_eq!(parse_proxy_target("!").unwrap(), ProxyTarget::Exclude);
+    assert_eq!(
+        parse_proxy_target("balancer://app/x").unwrap(),
+        ProxyTarget::Balancer {
+            name: "balancer://app".into(),
+            path: "/x".into()
+        }
+    );
+    assert!(matches!(
+        parse_proxy_target("unix:/run/app.sock|http://localhost/").unwrap(),
+        ProxyTarget::Unix { .. }
+    ));
+    for bad in [
+        "localhost:8080",
+        "ftp://x/",
+        "http://",
+        "http://h:0/",
+        "unix:/x.sock",
+        "fcgi://h/",
+    ] {
+        assert!(parse_proxy_target(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn log_formats() {
+    for ok in [
+        "%h %l %u %t \"%r\" %>s %b",
+        "%{Referer}i %{%Y}t %D %T %400,501{User-agent}i %%",
+        "%v:%p %h %O",
+    ] {
+        assert!(check_log_format(ok).is_ok(), "{ok}");
+    }
+    for bad in ["%h %Z", "%{Referer i", "trailing %"] {
+        assert!(check_log_format(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn networks() {
+    let cases = [
+        ("10.0.0.0/8", "10.0.0.0/8"),
+        ("192.168", "192.168.0.0/16"),
+        ("10.1.2.3", "10.1.2.3/32"),
+        ("10.0.0.0/255.255.0.0", "10.0.0.0/16"),
+        ("2001:db8::/32", "2001:db8::/32"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(parse_net(input).unwrap().to_string(), want, "{input}");
+    }
+    assert!(parse_net("nope").is_none());
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
+    assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+    assert_eq!(parse_duration("5s"), None);
+    assert_eq!(parse_duration("-1"), None);
+}
+
+#[test]
+fn server_names() {
+    assert!(valid_server_name("www.example.com"));
+    assert!(valid_server_name("https://www.example.com:443"));
+    assert!(valid_server_name("[::1]:80"));
+    assert!(!valid_server_name("bad name"));
+    assert!(!valid_server_name(""));
+    assert_eq!(strip_scheme_port("HTTPS://Example.com:8443"), "example.com");
+}
