@@ -1,4 +1,6 @@
+use super::values::*;
 use super::*;
+use std::time::Duration;
 
 #[test]
 fn listen_addresses() {
