@@ -106,19 +106,14 @@ impl Loader {
         }
         let text: Arc<str> = Arc::from(String::from_utf8_lossy(bytes).as_ref());
         self.sources.insert(file, text.clone());
-        let (lines, errors) = syntax::parse_file(&text);
-        for e in errors {
-            self.diagnostics
-                .push(Diagnostic::error(&loc(file, e.pos), e.message));
-        }
-        let raw = self.nest(file, lines);
+        let raw = self.nest(file, &text);
         let mut out = Vec::new();
         self.resolve(raw, false, 0, &mut out);
         out
     }
 
     /// Turns flat lines into a tree of sections, reporting unbalanced ones.
-    fn nest(&mut self, file: &Arc<Path>, lines: Vec<syntax::Line>) -> Vec<Directive> {
+    fn nest(&mut self, file: &Arc<Path>, text: &str) -> Vec<Directive> {
         // The stack of open sections; the bottom entry collects top-level directives.
         let mut stack: Vec<Directive> = vec![Directive {
             name: String::new(),
@@ -128,11 +123,19 @@ impl Loader {
             inactive: false,
         }];
         let mut too_deep = 0usize;
-        for line in lines {
+        syntax::for_each_line(text, |item| {
+            let line = match item {
+                Ok(line) => line,
+                Err(e) => {
+                    self.diagnostics
+                        .push(Diagnostic::error(&loc(file, e.pos), e.message));
+                    return;
+                }
+            };
             match line.kind {
                 LineKind::Directive { name, args } => {
                     if too_deep > 0 {
-                        continue;
+                        return;
                     }
                     let d = directive(file, name, args, None);
                     push_child(&mut stack, d);
@@ -148,7 +151,7 @@ impl Loader {
                             ));
                         }
                         too_deep += 1;
-                        continue;
+                        return;
                     }
                     let mut section = directive(file, name, args, Some(Vec::new()));
                     // A section is located at its '<', where the reader's eye goes.
@@ -158,12 +161,12 @@ impl Loader {
                 LineKind::Close { name } => {
                     if too_deep > 0 {
                         too_deep -= 1;
-                        continue;
+                        return;
                     }
                     self.close(file, &mut stack, name);
                 }
             }
-        }
+        });
         while stack.len() > 1 {
             let open = stack.pop().expect("len > 1");
             self.diagnostics.push(Diagnostic::error(

@@ -65,86 +65,91 @@ pub const MAX_LINE: usize = 1024 * 1024;
 pub fn parse_file(text: &str) -> (Vec<Line>, Vec<SyntaxError>) {
     let mut lines = Vec::new();
     let mut errors = Vec::new();
-    for logical in logical_lines(text) {
-        if logical.text.len() > MAX_LINE {
-            errors.push(SyntaxError {
-                pos: logical.pos_at(0),
-                message: format!(
-                    "line is {} bytes long; the limit is {MAX_LINE}",
-                    logical.text.len()
-                ),
-            });
-            continue;
-        }
-        match parse_line(&logical) {
-            Ok(Some(line)) => lines.push(line),
-            Ok(None) => {}
-            Err(e) => errors.push(e),
-        }
-    }
+    for_each_line(text, |item| match item {
+        Ok(line) => lines.push(line),
+        Err(e) => errors.push(e),
+    });
     (lines, errors)
 }
 
-/// A logical line: the joined text and, for each physical piece, where it started.
+/// Parses a file line by line, handing each significant line (or syntax error) to `f` as
+/// soon as it is read, so a large file is never held twice in memory.
+pub fn for_each_line(text: &str, mut f: impl FnMut(Result<Line, SyntaxError>)) {
+    let mut pending: Option<Logical<'_>> = None;
+    for (idx, raw) in text.split('\n').enumerate() {
+        let pos = Pos {
+            line: idx as u32 + 1,
+            column: 1,
+        };
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let (body, continued) = match raw.strip_suffix('\\') {
+            Some(body) => (body, true),
+            None => (raw, false),
+        };
+        let logical = match pending.take() {
+            None => Logical {
+                text: std::borrow::Cow::Borrowed(body),
+                first: pos,
+                more: Vec::new(),
+            },
+            Some(mut prev) => {
+                let start = prev.text.len();
+                prev.text.to_mut().push_str(body);
+                prev.more.push((start, pos));
+                prev
+            }
+        };
+        if continued {
+            pending = Some(logical);
+        } else {
+            handle(&logical, &mut f);
+        }
+    }
+    if let Some(last) = pending {
+        handle(&last, &mut f);
+    }
+}
+
+fn handle(logical: &Logical<'_>, f: &mut impl FnMut(Result<Line, SyntaxError>)) {
+    if logical.text.len() > MAX_LINE {
+        f(Err(SyntaxError {
+            pos: logical.pos_at(0),
+            message: format!(
+                "line is {} bytes long; the limit is {MAX_LINE}",
+                logical.text.len()
+            ),
+        }));
+        return;
+    }
+    match parse_line(logical) {
+        Ok(Some(line)) => f(Ok(line)),
+        Ok(None) => {}
+        Err(e) => f(Err(e)),
+    }
+}
+
+/// A logical line: the joined text and where each physical piece started.
 struct Logical<'a> {
     text: std::borrow::Cow<'a, str>,
-    /// (byte offset in `text`, position in the file of that byte).
-    pieces: Vec<(usize, Pos)>,
+    /// Where the first physical line starts (byte 0 of `text`).
+    first: Pos,
+    /// For continuation lines: (byte offset in `text`, position in the file of that byte).
+    more: Vec<(usize, Pos)>,
 }
 
 impl Logical<'_> {
     /// The file position of byte `offset` of the joined text.
     fn pos_at(&self, offset: usize) -> Pos {
-        let idx = self
-            .pieces
-            .partition_point(|(start, _)| *start <= offset)
-            .saturating_sub(1);
-        let (start, pos) = self.pieces[idx];
+        let (start, pos) = match self.more.partition_point(|(start, _)| *start <= offset) {
+            0 => (0, self.first),
+            i => self.more[i - 1],
+        };
         let chars = self.text[start..offset].chars().count() as u32;
         Pos {
             line: pos.line,
             column: pos.column + chars,
         }
     }
-}
-
-/// Splits text into logical lines, joining backslash continuations.
-fn logical_lines(text: &str) -> Vec<Logical<'_>> {
-    let mut out = Vec::new();
-    let mut current: Option<Logical<'_>> = None;
-    for (idx, raw) in text.split('\n').enumerate() {
-        let line_no = idx as u32 + 1;
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        let (body, continued) = match raw.strip_suffix('\\') {
-            Some(body) => (body, true),
-            None => (raw, false),
-        };
-        let pos = Pos {
-            line: line_no,
-            column: 1,
-        };
-        let logical = match current.take() {
-            None => Logical {
-                text: std::borrow::Cow::Borrowed(body),
-                pieces: vec![(0, pos)],
-            },
-            Some(mut prev) => {
-                let start = prev.text.len();
-                prev.text.to_mut().push_str(body);
-                prev.pieces.push((start, pos));
-                prev
-            }
-        };
-        if continued {
-            current = Some(logical);
-        } else {
-            out.push(logical);
-        }
-    }
-    if let Some(last) = current {
-        out.push(last);
-    }
-    out
 }
 
 fn is_blank(c: char) -> bool {

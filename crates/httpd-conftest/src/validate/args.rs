@@ -111,4 +111,18 @@ impl Validator<'_> {
             self.server_root.join(path)
         }
     }
+
+    /// Whether `p` is a directory, a file or missing (cached: paths repeat across vhosts).
+    pub(super) fn file_kind(&mut self, p: &Path) -> FileKind {
+        if let Some(k) = self.file_kinds.get(p) {
+            return *k;
+        }
+        let kind = match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => FileKind::Dir,
+            Ok(_) => FileKind::File,
+            Err(_) => FileKind::Missing,
+        };
+        self.file_kinds.insert(p.to_path_buf(), kind);
+        kind
+    }
 }

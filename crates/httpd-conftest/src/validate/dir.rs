@@ -154,7 +154,7 @@ impl Validator<'_> {
             "authuserfile" => {
                 if let Some(a) = self.one(d) {
                     let p = self.rooted(&a.value);
-                    if !p.is_file() {
+                    if self.file_kind(&p) != FileKind::File {
                         self.warning(
                             &a.loc,
                             format!(

@@ -22,7 +22,7 @@ impl Validator<'_> {
             "listen" => self.listen(d),
             "serverroot" => {
                 if let Some(a) = self.one(d) {
-                    if !Path::new(&a.value).is_dir() {
+                    if self.file_kind(Path::new(&a.value)) != FileKind::Dir {
                         self.warning(
                             &a.loc,
                             format!("ServerRoot {} is not a directory on this machine", a.value),
@@ -110,7 +110,7 @@ impl Validator<'_> {
             "typesconfig" => {
                 if let Some(a) = self.one(d) {
                     let p = self.rooted(&a.value);
-                    if !p.exists() {
+                    if self.file_kind(&p) == FileKind::Missing {
                         self.warning(&a.loc, format!("TypesConfig file {} does not exist; the built-in MIME table is used", p.display()));
                     }
                 }
@@ -149,8 +149,9 @@ impl Validator<'_> {
             "documentroot" => {
                 if let Some(a) = self.one(d) {
                     let p = self.rooted(&a.value);
-                    if !p.is_dir() {
-                        let what = if p.exists() {
+                    let kind = self.file_kind(&p);
+                    if kind != FileKind::Dir {
+                        let what = if kind == FileKind::File {
                             "is not a directory"
                         } else {
                             "does not exist"
@@ -311,7 +312,7 @@ impl Validator<'_> {
             | "sslcacertificatefile" => {
                 if let Some(a) = self.one(d) {
                     let p = self.rooted(&a.value);
-                    if !p.is_file() {
+                    if self.file_kind(&p) != FileKind::File {
                         self.warning(
                             &a.loc,
                             format!("{} {} does not exist on this machine", d.name, p.display()),
@@ -535,7 +536,7 @@ impl Validator<'_> {
             return;
         }
         let target = self.rooted(&path.value);
-        if !regex && !target.exists() {
+        if !regex && self.file_kind(&target) == FileKind::Missing {
             self.warning(
                 &path.loc,
                 format!(

@@ -44,6 +44,16 @@ pub(crate) struct Validator<'a> {
     server_root: PathBuf,
     /// CustomLog nicknames and where they were used, checked once all LogFormats are known.
     pending_nicknames: Vec<(String, Loc)>,
+    /// What each path checked so far is: 10,000 virtual hosts often share one DocumentRoot.
+    file_kinds: std::collections::HashMap<PathBuf, FileKind>,
+}
+
+/// What a path names on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Dir,
+    File,
+    Missing,
 }
 
 impl<'a> Validator<'a> {
@@ -57,6 +67,7 @@ impl<'a> Validator<'a> {
             balancers: BTreeMap::new(),
             server_root,
             pending_nicknames: Vec::new(),
+            file_kinds: std::collections::HashMap::new(),
         }
     }
 
