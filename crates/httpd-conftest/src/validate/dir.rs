@@ -56,7 +56,7 @@ impl Validator<'_> {
                     );
                 }
                 for ext in &vals[1..] {
-                    dir.add_type.push((normalize_ext(ext), vals[0].to_string()));
+                    push_small(&mut dir.add_type, (normalize_ext(ext), vals[0].to_string()));
                 }
             }
             "removetype" => {
@@ -125,9 +125,9 @@ impl Validator<'_> {
             "header" | "requestheader" => {
                 if let Some(rule) = self.header(d, name == "requestheader") {
                     if name == "header" {
-                        dir.headers.push(rule);
+                        push_small(&mut dir.headers, rule);
                     } else {
-                        dir.request_headers.push(rule);
+                        push_small(&mut dir.request_headers, rule);
                     }
                 }
             }
@@ -193,7 +193,7 @@ impl Validator<'_> {
                             "Substitute expects s/pattern/replacement/[flags] (any delimiter)",
                         );
                     }
-                    dir.substitute.push(a.value.clone());
+                    push_small(&mut dir.substitute, a.value.clone());
                 }
             }
             "redirect" | "redirectmatch" | "redirectpermanent" | "redirecttemp" => {
@@ -202,7 +202,7 @@ impl Validator<'_> {
                     _ => None,
                 };
                 if let Some(r) = self.redirect(d, name, location) {
-                    dir.redirects.push(r);
+                    push_small(&mut dir.redirects, r);
                 }
             }
             "proxypass" | "proxypassmatch" => {

@@ -142,7 +142,7 @@ impl Validator<'_> {
                             ),
                         );
                     }
-                    host.server_alias.push(a.value.to_ascii_lowercase());
+                    push_small(&mut host.server_alias, a.value.to_ascii_lowercase());
                 }
             }
             "serveradmin" => host.server_admin = self.one(d).map(|a| a.value.clone()),
@@ -248,25 +248,31 @@ impl Validator<'_> {
             }
             "redirect" | "redirectmatch" | "redirectpermanent" | "redirecttemp" if !in_dir => {
                 if let Some(r) = self.redirect(d, name, None) {
-                    host.redirects.push(r);
+                    push_small(&mut host.redirects, r);
                 }
             }
             "proxypass" | "proxypassmatch" if !in_dir => {
                 if let Some(p) = self.proxy_pass(d, name, None) {
-                    host.proxy.pass.push(p);
+                    push_small(&mut host.proxy.pass, p);
                 }
             }
             "proxypassreverse" => {
                 let vals = d.values();
                 match vals.as_slice() {
-                    [path, url] | [path, url, _] => host.proxy.reverse.push(ProxyPassReverse {
-                        path: path.to_string(),
-                        url: url.to_string(),
-                    }),
-                    [url] if in_dir => host.proxy.reverse.push(ProxyPassReverse {
-                        path: String::new(),
-                        url: url.to_string(),
-                    }),
+                    [path, url] | [path, url, _] => push_small(
+                        &mut host.proxy.reverse,
+                        ProxyPassReverse {
+                            path: path.to_string(),
+                            url: url.to_string(),
+                        },
+                    ),
+                    [url] if in_dir => push_small(
+                        &mut host.proxy.reverse,
+                        ProxyPassReverse {
+                            path: String::new(),
+                            url: url.to_string(),
+                        },
+                    ),
                     _ => self.error(&d.loc, "ProxyPassReverse takes a path and a URL"),
                 }
             }
@@ -319,8 +325,10 @@ impl Validator<'_> {
                         );
                     }
                     match name {
-                        "sslcertificatefile" => host.ssl.certificate_files.push(p),
-                        "sslcertificatekeyfile" => host.ssl.certificate_key_files.push(p),
+                        "sslcertificatefile" => push_small(&mut host.ssl.certificate_files, p),
+                        "sslcertificatekeyfile" => {
+                            push_small(&mut host.ssl.certificate_key_files, p)
+                        }
                         "sslcertificatechainfile" => host.ssl.certificate_chain_file = Some(p),
                         _ => host.ssl.ca_certificate_file = Some(p),
                     }
@@ -479,20 +487,23 @@ impl Validator<'_> {
                 self.check_log_format(format, &loc);
             }
         }
-        host.custom_logs.push(CustomLog {
-            target: self.log_target(target),
-            format: if is_format {
-                format.to_string()
-            } else {
-                String::new()
+        push_small(
+            &mut host.custom_logs,
+            CustomLog {
+                target: self.log_target(target),
+                format: if is_format {
+                    format.to_string()
+                } else {
+                    String::new()
+                },
+                nickname: if is_format {
+                    None
+                } else {
+                    Some(format.to_string())
+                },
+                condition,
             },
-            nickname: if is_format {
-                None
-            } else {
-                Some(format.to_string())
-            },
-            condition,
-        });
+        );
         // Remember where the nickname was used, to report an undefined one after the walk.
         if !is_format && self.inactive.is_none() {
             if let Some(a) = d.args.get(1) {
@@ -555,17 +566,20 @@ impl Validator<'_> {
                 ),
             );
         }
-        host.aliases.push(Alias {
-            kind: if name.starts_with("script") {
-                AliasKind::Script
-            } else {
-                AliasKind::Alias
+        push_small(
+            &mut host.aliases,
+            Alias {
+                kind: if name.starts_with("script") {
+                    AliasKind::Script
+                } else {
+                    AliasKind::Alias
+                },
+                url: url.value.clone(),
+                regex,
+                path: target,
+                loc: d.loc.clone(),
             },
-            url: url.value.clone(),
-            regex,
-            path: target,
-            loc: d.loc.clone(),
-        });
+        );
     }
 
     /// `Redirect [status] URL-path URL`; inside `<Location>` the URL-path may be omitted.

@@ -103,7 +103,7 @@ impl<'a> Validator<'a> {
         let mut base = main.clone();
         base.server_name = None;
         base.server_alias.clear();
-        let mut vhosts = Vec::new();
+        let mut vhosts = Vec::with_capacity(vhost_nodes.len());
         for d in vhost_nodes {
             let addrs = self.vhost_addrs(d);
             let mut host = base.clone();
@@ -430,7 +430,7 @@ impl<'a> Validator<'a> {
                     self.balancers.entry(pattern.clone()).or_default();
                 }
                 if self.inactive.is_none() {
-                    host.sections.push(section);
+                    push_small(&mut host.sections, section);
                 }
             }
         }
@@ -450,6 +450,16 @@ fn or(a: OptionFlags, b: OptionFlags) -> OptionFlags {
 
 /// Several `Require` lines in one section mean "any of them" (Apache's implicit
 /// `<RequireAny>`).
+/// Pushes onto a vector that usually holds one or two items: a configuration of 10,000
+/// virtual hosts has 10,000 such vectors, and Vec's first growth to four slots of a
+/// 700-byte Section is most of the memory (and of the time, in page faults).
+pub(crate) fn push_small<T>(v: &mut Vec<T>, item: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(v.len().max(1));
+    }
+    v.push(item);
+}
+
 fn add_require(dir: &mut PerDir, r: Require) {
     dir.require = Some(match dir.require.take() {
         None => r,
