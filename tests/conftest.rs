@@ -262,6 +262,16 @@ fn hostile_input_gets_one_clear_error() {
     );
     assert!(!out.stderr.contains("panicked"));
 
+    // An include of a device that never ends.
+    sb.write("dev.conf", "Include /dev/zero\n");
+    let out = conftest(&sb, &["dev.conf"]);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("dev.conf:1:9: error: /dev/zero is not a regular file or directory"),
+        "{out:?}"
+    );
+
     // A 10 MB line.
     let long = format!("ServerName {}\n", "a".repeat(10 * 1024 * 1024));
     sb.write("long.conf", long);

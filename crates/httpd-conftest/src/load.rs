@@ -23,6 +23,8 @@ use crate::tree::{Arg, Directive};
 
 /// Sections may nest this deep; deeper is an error rather than a stack overflow.
 pub const MAX_NESTING: usize = 128;
+/// The largest configuration file read (main or included): 256 MiB.
+pub const MAX_FILE: u64 = 256 * 1024 * 1024;
 /// Includes may nest this deep (Apache's own limit is 128 too).
 pub const MAX_INCLUDE_DEPTH: usize = 128;
 
@@ -41,6 +43,8 @@ pub enum ReadError {
     },
     #[error("cannot read {path}: it is a directory")]
     IsDirectory { path: PathBuf },
+    #[error("cannot read {path}: it is larger than {MAX_FILE} bytes")]
+    TooLarge { path: PathBuf },
 }
 
 pub(crate) struct Loader {
@@ -70,10 +74,20 @@ impl Loader {
                 path: path.to_path_buf(),
             });
         }
-        let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
+        // Read through a limit, so `/dev/zero` or a runaway pipe cannot exhaust memory.
+        let io_err = |source| ReadError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(io_err)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_FILE + 1), &mut bytes)
+            .map_err(io_err)?;
+        if bytes.len() as u64 > MAX_FILE {
+            return Err(ReadError::TooLarge {
+                path: path.to_path_buf(),
+            });
+        }
         Ok(self.load_bytes(path, &bytes))
     }
 
@@ -486,6 +500,16 @@ impl Loader {
 fn read_following_stubs(path: &Path) -> (PathBuf, std::io::Result<Vec<u8>>) {
     let mut path = path.to_path_buf();
     for _ in 0..8 {
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() > MAX_FILE => {
+                let e = std::io::Error::other(format!(
+                    "it is {} bytes; configuration files are limited to {MAX_FILE}",
+                    m.len()
+                ));
+                return (path, Err(e));
+            }
+            _ => {}
+        }
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) => return (path, Err(e)),
@@ -519,8 +543,15 @@ fn expand(pattern: &Path) -> Result<Vec<PathBuf>, String> {
         if pattern.is_dir() {
             return Ok(files_under(pattern));
         }
-        if pattern.exists() {
+        if pattern.is_file() {
             return Ok(vec![pattern.to_path_buf()]);
+        }
+        if pattern.exists() {
+            // A FIFO or a device (`Include /dev/zero`) would never end.
+            return Err(format!(
+                "{} is not a regular file or directory",
+                pattern.display()
+            ));
         }
         return Err(format!(
             "included file {} does not exist (use IncludeOptional if it may be missing)",
@@ -532,6 +563,7 @@ fn expand(pattern: &Path) -> Result<Vec<PathBuf>, String> {
         .filter_map(Result::ok)
         .filter(|p| p.is_file())
         .collect();
+    // (a glob's directories are skipped: Apache includes the files a wildcard matches)
     files.sort();
     if files.is_empty() {
         return Err(format!(
@@ -542,6 +574,8 @@ fn expand(pattern: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Every regular file under a directory, recursively, sorted (Apache's Include of a dir).
+/// Subdirectories reached through symbolic links are not entered (no loops), and devices
+/// and FIFOs are skipped (they would never end).
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -551,10 +585,10 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         };
         for e in entries.flatten() {
             let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                _ if p.is_file() => out.push(p),
+                _ => {}
             }
         }
     }
