@@ -47,9 +47,10 @@ Require all granted
 CustomLog logs/access.log combnied
 LoadModule rewrite_module modules/mod_rewrite.so
 LoadModule headers_module modules/mod_headers.so
-ProxyPass /app http://127.0.0.1:9000/
-ProxyPass /app/api http://127.0.0.1:9001/
+ProxyPass /app/ http://127.0.0.1:9000/
+ProxyPass /app/api/ http://127.0.0.1:9001/
 ProxyPass /x localhost:80
+ProxyPass /api/ http://127.0.0.1:9002/v1
 Header set Strict-Transport-Security "max-age=31536000"
 Alias /static /nonexistent/static/
 <IfModule mod_nonexistent.c>

@@ -713,6 +713,25 @@ impl Validator<'_> {
                 return None;
             }
         };
+        // mod_proxy's documented rule: a trailing slash on one side needs one on the other,
+        // or `/app/x` is forwarded as `http://backend/appx`-style paths.
+        if let ProxyTarget::Url { url } | ProxyTarget::Unix { url, .. } = &target {
+            let url_path = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+            let url_path = url_path.find('/').map(|i| &url_path[i..]).unwrap_or("");
+            if !regex
+                && !path.is_empty()
+                && !url_path.is_empty()
+                && path.ends_with('/') != url_path.ends_with('/')
+            {
+                self.warning(
+                    &d.loc,
+                    format!(
+                        "{} {path} {}: one ends in '/' and the other does not, so paths below it are forwarded wrongly",
+                        d.name, target_arg.value
+                    ),
+                );
+            }
+        }
         let params = self.params(d, target_idx + 1);
         Some(ProxyPass {
             path,
