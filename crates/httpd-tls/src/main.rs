@@ -1,10 +1,12 @@
-use clap::Parser;
+use std::process::ExitCode;
 
-/// httpd-tls (skeleton: the real command line arrives with its issue).
-#[derive(Parser)]
-#[command(version)]
-struct Args {}
-
-fn main() {
-    let _args = Args::parse();
+fn main() -> ExitCode {
+    let args = httpd_tls::Args::parse_args();
+    match httpd_tls::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.report();
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

@@ -1,0 +1,169 @@
+//! The resolved configuration, and the rustls `ServerConfig` built from it.
+//!
+//! TLS policy follows Mozilla's "intermediate" profile (v5.7): TLS 1.2 and 1.3, ECDHE key
+//! exchange with X25519/P-256/P-384, AEAD suites only (AES-GCM and ChaCha20-Poly1305), the
+//! client's cipher preference. rustls's ring provider offers exactly that set, so its
+//! defaults are kept rather than restated here. Session resumption: stateless tickets
+//! (rotating keys, TLS 1.2 and 1.3) plus an in-memory session cache.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::{RootCertStore, ServerConfig};
+
+use crate::certs::{read_certs, CertSource, SniResolver};
+use crate::error::{Error, Result};
+use crate::proxy_header::ProxyProtocol;
+
+/// Everything the server needs, validated; no `Option` stands for a default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub backend: Backend,
+    pub certs: Vec<CertSource>,
+    pub proxy_protocol: ProxyProtocol,
+    pub alpn: Vec<Vec<u8>>,
+    pub min_tls: TlsVersion,
+    pub client_ca: Option<(PathBuf, ClientAuth)>,
+    pub redirect_http: Option<SocketAddr>,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub backend_timeout: Duration,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl Backend {
+    pub fn parse(s: &str) -> Result<Backend> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(Error::Config("--backend unix: needs a path".into()));
+            }
+            return Ok(Backend::Unix(PathBuf::from(path)));
+        }
+        match s.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(Backend::Tcp(s.to_string()))
+            }
+            _ => Err(Error::Config(format!(
+                "--backend {s:?}: expected HOST:PORT or unix:/path"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Tcp(addr) => f.write_str(addr),
+            Backend::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsVersion {
+    #[value(name = "1.2")]
+    Tls12,
+    #[value(name = "1.3")]
+    Tls13,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAuth {
+    Required,
+    Optional,
+}
+
+impl Config {
+    /// The checks that need the whole picture (after -f merged in its vhosts).
+    pub fn check_complete(&self, has_backend: bool) -> Result<()> {
+        if self.listen.is_empty() {
+            return Err(Error::Config("no --listen address".into()));
+        }
+        if !has_backend {
+            return Err(Error::Config("no --backend given".into()));
+        }
+        if self.certs.is_empty() {
+            return Err(Error::Config(
+                "no certificate: give --cert PEM --key PEM (or --self-signed NAME)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rustls server configuration around `resolver`.
+    pub fn server_config(&self, resolver: Arc<SniResolver>) -> Result<ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match self.min_tls {
+            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(versions)
+            .map_err(Error::Tls)?;
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some((path, auth)) => {
+                let mut roots = RootCertStore::empty();
+                for cert in read_certs(path)? {
+                    roots.add(cert).map_err(|_| Error::BadClientCa {
+                        path: path.clone(),
+                        source: None,
+                    })?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = match auth {
+                    ClientAuth::Required => verifier,
+                    ClientAuth::Optional => verifier.allow_unauthenticated(),
+                };
+                let verifier = verifier.build().map_err(|e| Error::BadClientCa {
+                    path: path.clone(),
+                    source: Some(e),
+                })?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_cert_resolver(resolver);
+        config.alpn_protocols = self.alpn.clone();
+        config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(Error::Tls)?;
+        config.session_storage = ServerSessionMemoryCache::new(20_000);
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_forms() {
+        let table: &[(&str, Option<Backend>)] = &[
+            (
+                "127.0.0.1:8080",
+                Some(Backend::Tcp("127.0.0.1:8080".into())),
+            ),
+            ("[::1]:80", Some(Backend::Tcp("[::1]:80".into()))),
+            ("localhost:80", Some(Backend::Tcp("localhost:80".into()))),
+            (
+                "unix:/run/core.sock",
+                Some(Backend::Unix("/run/core.sock".into())),
+            ),
+            ("unix:", None),
+            ("8080", None),
+            ("host:http", None),
+        ];
+        for (input, want) in table {
+            assert_eq!(Backend::parse(input).ok(), *want, "{input}");
+        }
+    }
+}
