@@ -1,10 +1,3 @@
-use clap::Parser;
-
-/// httpd-core (skeleton: the real command line arrives with its issue).
-#[derive(Parser)]
-#[command(version)]
-struct Args {}
-
-fn main() {
-    let _args = Args::parse();
+fn main() -> std::process::ExitCode {
+    httpd_core::cli::main()
 }

@@ -1,0 +1,298 @@
+//! The command line and the process lifecycle: read the config (or the embedded default),
+//! bind, serve, and react to signals (HUP reload, TERM/INT graceful stop, USR1 reopen
+//! logs) as DESIGN.md specifies.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use httpd_conftest::{LoadOptions, Loaded};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::error::Error;
+use crate::listener::Listener;
+use crate::server::{self, ServerState};
+use crate::site::{self, Site};
+
+/// httpd-core: the web server. Runs in the foreground until TERM or INT.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Args {
+    /// The configuration file (default: ./httpd.conf, else an embedded default that
+    /// serves the current directory on 127.0.0.1:8080).
+    #[arg(short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// ServerRoot: where relative paths in the configuration resolve.
+    #[arg(short = 'd', value_name = "DIR")]
+    pub server_root: Option<PathBuf>,
+    /// Define NAME for <IfDefine NAME>.
+    #[arg(short = 'D', value_name = "NAME")]
+    pub defines: Vec<String>,
+    /// A directive read before the configuration file (repeatable).
+    #[arg(short = 'C', value_name = "DIRECTIVE")]
+    pub directives: Vec<String>,
+    /// Validate the configuration and exit (0 valid, 1 errors, 2 unreadable).
+    #[arg(short = 't')]
+    pub test: bool,
+}
+
+/// Where the configuration comes from.
+#[derive(Clone, Debug)]
+enum Source {
+    File(PathBuf),
+    Embedded(String),
+}
+
+impl Source {
+    fn name(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Embedded(_) => "<embedded default>".into(),
+        }
+    }
+}
+
+/// The embedded default: the current directory on 127.0.0.1:8080, listings on.
+fn embedded_default(cwd: &Path) -> String {
+    let dir = cwd
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    format!(
+        "Listen 127.0.0.1:8080\nServerName localhost\nDocumentRoot \"{dir}\"\n<Directory \"{dir}\">\n    Options Indexes\n    Require all granted\n</Directory>\n"
+    )
+}
+
+fn load(source: &Source, opts: &LoadOptions) -> Result<Loaded, Error> {
+    match source {
+        Source::File(p) => httpd_conftest::load(p, opts).map_err(|e| Error::ConfigUnreadable {
+            path: p.clone(),
+            source: std::io::Error::other(e.to_string()),
+        }),
+        Source::Embedded(text) => Ok(httpd_conftest::load_str(text, "<embedded default>", opts)),
+    }
+}
+
+/// Loads and builds a site, printing diagnostics to stderr.
+fn load_site(source: &Source, opts: &LoadOptions) -> Result<Site, Error> {
+    let loaded = load(source, opts)?;
+    if !loaded.diagnostics.is_empty() {
+        eprint!("{}", loaded.render());
+    }
+    if loaded.has_errors() {
+        return Err(Error::ConfigInvalid {
+            path: source.name(),
+            count: loaded
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == httpd_conftest::Severity::Error)
+                .count(),
+        });
+    }
+    site::build::build(&loaded.config, &source.name())
+}
+
+/// The whole program; main.rs only calls this.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let opts = LoadOptions {
+        server_root: args.server_root.clone(),
+        defines: args.defines.clone(),
+        directives: args.directives.clone(),
+    };
+    let source = match &args.file {
+        Some(f) => Source::File(f.clone()),
+        None if Path::new("httpd.conf").exists() => Source::File(PathBuf::from("httpd.conf")),
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            Source::Embedded(embedded_default(&cwd))
+        }
+    };
+    if args.test {
+        return match load(&source, &opts) {
+            Ok(l) => {
+                if !l.diagnostics.is_empty() {
+                    eprint!("{}", l.render());
+                }
+                if l.has_errors() {
+                    ExitCode::from(1)
+                } else {
+                    println!("Syntax OK");
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => {
+                report(&e);
+                ExitCode::from(2)
+            }
+        };
+    }
+    match run(source, opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn report(e: &Error) {
+    eprintln!("httpd-core: error: {e}");
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        eprintln!("caused by: {s}");
+        src = s.source();
+    }
+    match e {
+        Error::Bind { .. } => {
+            eprintln!("hint: another server may be using the address; change Listen")
+        }
+        Error::ConfigUnreadable { .. } => eprintln!("hint: pass the configuration with -f FILE"),
+        _ => {}
+    }
+}
+
+fn init_tracing(site: &Site) {
+    let level = match site.server.log_level.to_ascii_lowercase().as_str() {
+        "trace1" | "trace2" | "trace3" | "trace4" | "trace5" | "trace6" | "trace7" | "trace8" => {
+            "trace"
+        }
+        "debug" => "debug",
+        "info" | "notice" => "info",
+        "warn" => "warn",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HTTPD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let ansi = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    match &site.server.error_log {
+        site::ErrorLogTarget::File(p) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            Ok(f) => {
+                let _ = builder
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(f))
+                    .try_init();
+            }
+            Err(e) => {
+                let _ = builder.with_writer(std::io::stderr).try_init();
+                tracing::error!(path = %p.display(), error = %e, "cannot open ErrorLog; using stderr");
+            }
+        },
+        site::ErrorLogTarget::Stderr => {
+            let _ = builder.with_writer(std::io::stderr).try_init();
+        }
+    }
+}
+
+fn run(source: Source, opts: LoadOptions) -> Result<(), Error> {
+    let site = load_site(&source, &opts)?;
+    init_tracing(&site);
+    crate::sys::raise_nofile_limit();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            what: "cannot start the runtime".into(),
+            source,
+        })?;
+    rt.block_on(serve(site, source, opts))
+}
+
+async fn serve(site: Site, source: Source, opts: LoadOptions) -> Result<(), Error> {
+    let mut listeners = Listener::from_systemd();
+    if listeners.is_empty() {
+        if site.listen.is_empty() {
+            return Err(Error::Setting(format!(
+                "{}: no Listen directive",
+                source.name()
+            )));
+        }
+        for addr in &site.listen {
+            listeners.push(Listener::bind(addr)?);
+        }
+    }
+    if let Source::Embedded(_) = source {
+        eprintln!(
+            "httpd-core: no -f and no ./httpd.conf: serving {} with the embedded default config",
+            std::env::current_dir().unwrap_or_default().display()
+        );
+    }
+    for l in &listeners {
+        match l.local_addr() {
+            site::ListenAddr::Tcp(a) => eprintln!("httpd-core: listening on http://{a}"),
+            site::ListenAddr::Unix(p) => eprintln!("httpd-core: listening on unix:{}", p.display()),
+        }
+    }
+    let pid_file = site.server.pid_file.clone();
+    if let Some(p) = &pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|source| Error::Io {
+            what: format!("cannot write PidFile {}", p.display()),
+            source,
+        })?;
+    }
+    let state = Arc::new(ServerState::new(site));
+    let io_err = |source| Error::Io {
+        what: "cannot install signal handlers".into(),
+        source,
+    };
+    let mut hup = signal(SignalKind::hangup()).map_err(io_err)?;
+    let mut term = signal(SignalKind::terminate()).map_err(io_err)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io_err)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(io_err)?;
+    eprintln!("httpd-core: ready (pid {})", std::process::id());
+    crate::notify::send("READY=1");
+
+    let state2 = Arc::clone(&state);
+    let shutdown = async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    crate::notify::send("RELOADING=1");
+                    match load_site(&source, &opts) {
+                        Ok(new) => {
+                            if new.listen != state2.site().listen {
+                                tracing::warn!("Listen changes take effect only after a restart");
+                            }
+                            state2.swap(new);
+                            eprintln!("httpd-core: configuration reloaded");
+                        }
+                        Err(e) => {
+                            eprintln!("httpd-core: error: reload failed, keeping the old configuration: {e}");
+                        }
+                    }
+                    crate::notify::send("READY=1");
+                }
+                _ = usr1.recv() => {
+                    let site = state2.site();
+                    for h in &site.hosts {
+                        for l in &h.access_logs {
+                            l.sink.reopen();
+                        }
+                    }
+                    eprintln!("httpd-core: log files reopened");
+                }
+            }
+        }
+        crate::notify::send("STOPPING=1");
+        eprintln!("httpd-core: stopping (graceful)");
+    };
+    server::run(listeners, Arc::clone(&state), shutdown).await;
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    eprintln!("httpd-core: stopped");
+    Ok(())
+}

@@ -1,0 +1,480 @@
+//! One client connection: timeouts that really fire, HTTP/1.1 or HTTP/2 through hyper,
+//! graceful shutdown, and nginx's lingering close after an early refusal.
+//!
+//! Timeouts live in [`TimedIo`], the I/O object hyper reads and writes through. The
+//! request pipeline tells it what the connection is doing ([`Phase`]) through
+//! [`ConnShared`], and it arms the matching deadline:
+//! - reading a request head: `RequestReadTimeout header=` (from the first byte, or from
+//!   accept for the first request), extended by MinRate up to the maximum;
+//! - between requests: `KeepAliveTimeout`;
+//! - reading a request body (a handler says so): `RequestReadTimeout body=`;
+//! - any write that stalls: `Timeout`.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use futures_util::task::AtomicWaker;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+
+use crate::listener::Stream;
+use crate::server::ServerState;
+use crate::site::{ConnConf, ReadTimeout, Site};
+
+/// What a connection is doing, as far as read deadlines are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Reading a request head.
+    Head = 0,
+    /// Waiting for the next request on a kept-alive connection.
+    Idle = 1,
+    /// A handler is producing the response: no read deadline.
+    Handling = 2,
+    /// A handler is reading the request body.
+    Body = 3,
+    /// HTTP/2: streams come and go; hyper's keep-alive pings cover idleness.
+    Multiplexed = 4,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Phase {
+        match v {
+            0 => Phase::Head,
+            1 => Phase::Idle,
+            2 => Phase::Handling,
+            3 => Phase::Body,
+            _ => Phase::Multiplexed,
+        }
+    }
+}
+
+/// State shared between a connection's I/O object and its requests.
+pub struct ConnShared {
+    phase: AtomicU8,
+    waker: AtomicWaker,
+    /// Requests started on this connection.
+    pub requests: AtomicU32,
+    /// Close with a lingering close (an early 4xx left request bytes unread).
+    pub linger: AtomicBool,
+    /// `Content-Length` header lines seen in request heads not yet matched to a request;
+    /// hyper drops a Content-Length that comes with Transfer-Encoding, so the pipeline
+    /// uses this count to refuse such requests (RFC 9112 §6.1, request smuggling).
+    pub content_length_lines: AtomicU32,
+    /// The client's address (from the PROXY header when there is one).
+    pub peer: Option<SocketAddr>,
+    /// The address the connection arrived on.
+    pub local: Option<SocketAddr>,
+    /// The connection speaks HTTP/2.
+    pub h2: AtomicBool,
+}
+
+impl ConnShared {
+    pub fn new(peer: Option<SocketAddr>, local: Option<SocketAddr>) -> ConnShared {
+        ConnShared {
+            phase: AtomicU8::new(Phase::Head as u8),
+            waker: AtomicWaker::new(),
+            requests: AtomicU32::new(0),
+            linger: AtomicBool::new(false),
+            content_length_lines: AtomicU32::new(0),
+            peer,
+            local,
+            h2: AtomicBool::new(false),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    /// Moves to `phase` and wakes the reader so it re-arms its deadline.
+    pub fn set_phase(&self, phase: Phase) {
+        if self.phase() == Phase::Multiplexed {
+            return;
+        }
+        self.phase.store(phase as u8, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// The I/O object hyper uses: the stream, bytes already read (a PROXY header's leftover
+/// or the sniffed start of the connection), and the deadlines.
+pub struct TimedIo<S> {
+    stream: S,
+    prefix: Bytes,
+    shared: Arc<ConnShared>,
+    conf: ConnConf,
+    seen: Phase,
+    phase_start: Instant,
+    deadline: Option<Instant>,
+    read_sleep: Option<Pin<Box<Sleep>>>,
+    write_sleep: Option<Pin<Box<Sleep>>>,
+    write_armed: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
+    pub fn new(stream: S, prefix: Bytes, shared: Arc<ConnShared>, conf: ConnConf) -> Self {
+        let now = Instant::now();
+        let seen = shared.phase();
+        let mut io = TimedIo {
+            stream,
+            prefix,
+            shared,
+            conf,
+            seen,
+            phase_start: now,
+            deadline: None,
+            read_sleep: None,
+            write_sleep: None,
+            write_armed: false,
+        };
+        io.enter(seen, now);
+        io
+    }
+
+    fn enter(&mut self, phase: Phase, now: Instant) {
+        self.seen = phase;
+        self.phase_start = now;
+        let start = |t: ReadTimeout| (!t.initial.is_zero()).then(|| now + t.initial);
+        self.deadline = match phase {
+            Phase::Head => start(self.conf.read_timeout.header),
+            Phase::Body => start(self.conf.read_timeout.body),
+            Phase::Idle => Some(now + self.conf.keep_alive_timeout.max(Duration::from_millis(1))),
+            Phase::Handling | Phase::Multiplexed => None,
+        };
+    }
+
+    fn on_data(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        if self.seen == Phase::Idle {
+            self.shared
+                .phase
+                .store(Phase::Head as u8, Ordering::Release);
+            self.enter(Phase::Head, now);
+        }
+        let limit = match self.seen {
+            Phase::Head => {
+                let n = count_content_length_lines(data);
+                if n > 0 {
+                    self.shared
+                        .content_length_lines
+                        .fetch_add(n, Ordering::AcqRel);
+                }
+                self.conf.read_timeout.header
+            }
+            Phase::Body => self.conf.read_timeout.body,
+            _ => return,
+        };
+        // mod_reqtimeout's MinRate: each received byte extends the deadline, up to max.
+        if let (Some(d), true) = (
+            self.deadline,
+            limit.min_rate > 0 && limit.max > limit.initial,
+        ) {
+            let ext = Duration::from_secs_f64(data.len() as f64 / limit.min_rate as f64);
+            self.deadline = Some((d + ext).min(self.phase_start + limit.max));
+        }
+    }
+}
+
+/// Counts header lines named Content-Length (case-insensitive) in a chunk of a head.
+fn count_content_length_lines(data: &[u8]) -> u32 {
+    const NAME: &[u8] = b"content-length";
+    let mut n = 0;
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' {
+            let rest = &data[i + 1..];
+            if rest.len() >= NAME.len() && rest[..NAME.len()].eq_ignore_ascii_case(NAME) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, what.to_string())
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            let chunk = this.prefix.slice(..n);
+            this.prefix.advance(n);
+            this.on_data(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        let phase = this.shared.phase();
+        if phase != this.seen {
+            this.enter(phase, Instant::now());
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.on_data(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                this.shared.waker.register(cx.waker());
+                // The phase may have changed between the check above and the register.
+                let phase = this.shared.phase();
+                if phase != this.seen {
+                    this.enter(phase, Instant::now());
+                }
+                if let Some(deadline) = this.deadline {
+                    let sleep = this
+                        .read_sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    if sleep.deadline() != deadline {
+                        sleep.as_mut().reset(deadline);
+                    }
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(timed_out("read timeout")));
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
+    fn write_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let deadline = Instant::now() + self.conf.timeout;
+        if !self.write_armed {
+            self.write_armed = true;
+            match &mut self.write_sleep {
+                Some(s) => s.as_mut().reset(deadline),
+                None => self.write_sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        match self.write_sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(timed_out("write timeout")),
+            _ => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.stream).poll_write(cx, buf) {
+            Poll::Pending => this.write_pending(cx).map(Err),
+            r => {
+                this.write_armed = false;
+                r
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.write_pending(cx).map(Err),
+            r => {
+                this.write_armed = false;
+                r
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves one accepted connection until it closes or `stop` turns true.
+pub async fn serve(
+    mut stream: Stream,
+    peer: Option<SocketAddr>,
+    site: Arc<Site>,
+    state: Arc<ServerState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let local = stream.local_addr();
+    let conf = site.conn_conf(local).clone();
+    let mut prefix = Bytes::new();
+    let mut peer = peer;
+    let mut want_h2 = false;
+    if conf.proxy_protocol {
+        let limit = conf.read_timeout.header.initial.max(Duration::from_secs(1));
+        match tokio::time::timeout(limit, crate::proxy_protocol::read(&mut stream)).await {
+            Ok(Ok(header)) => {
+                if header.source.is_some() {
+                    peer = header.source;
+                }
+                want_h2 = header.alpn.as_deref() == Some(b"h2".as_slice());
+                prefix = header.rest;
+            }
+            Ok(Err(e)) => {
+                tracing::info!(peer = ?peer, error = %e, "bad PROXY protocol header");
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+    if conf.h2c && !want_h2 {
+        // Sniff the HTTP/2 preface (prior knowledge, RFC 9113 §3.3).
+        let mut buf = prefix.to_vec();
+        let limit = conf.read_timeout.header.initial.max(Duration::from_secs(1));
+        let sniff = async {
+            while buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&buf) {
+                let mut chunk = [0u8; 64];
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            io::Result::Ok(())
+        };
+        match tokio::time::timeout(limit, sniff).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+        want_h2 = buf.starts_with(H2_PREFACE);
+        prefix = Bytes::from(buf);
+    }
+    let shared = Arc::new(ConnShared::new(peer, local));
+    let ctx = Arc::new(crate::pipeline::ConnCtx {
+        site: Arc::clone(&site),
+        state: Arc::clone(&state),
+        shared: Arc::clone(&shared),
+    });
+    let service = hyper::service::service_fn(move |req| {
+        let ctx = Arc::clone(&ctx);
+        async move { Ok::<_, std::convert::Infallible>(crate::pipeline::handle(req, ctx).await) }
+    });
+
+    if want_h2 {
+        shared.h2.store(true, Ordering::Release);
+        shared
+            .phase
+            .store(Phase::Multiplexed as u8, Ordering::Release);
+        let io = TimedIo::new(stream, prefix, Arc::clone(&shared), conf.clone());
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .max_concurrent_streams(256)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Some(conf.keep_alive_timeout.max(Duration::from_secs(5))))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = crate::server::stopped(&mut stop) => conn.as_mut().graceful_shutdown(),
+        }
+        let _ = conn.await;
+        return;
+    }
+
+    let io = TimedIo::new(&mut stream, prefix, Arc::clone(&shared), conf.clone());
+    let server = &site.server;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .keep_alive(conf.keep_alive)
+        .half_close(false)
+        .header_read_timeout(None)
+        .max_buf_size(
+            (server.limit_request_line
+                + server.limit_request_fields * (server.limit_request_field_size + 2)
+                + 64)
+                .clamp(16 * 1024, 1024 * 1024),
+        );
+    if server.limit_request_fields != 100 {
+        builder.max_headers(server.limit_request_fields.max(1));
+    }
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = crate::server::stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        if e.is_parse() || e.is_parse_too_large() {
+            let status = if e.is_parse_too_large() { 431 } else { 400 };
+            crate::pipeline::log_malformed(&site, &state, &shared, status);
+            shared.linger.store(true, Ordering::Release);
+        } else {
+            tracing::debug!(peer = ?peer, error = %e, "connection ended with an error");
+        }
+    }
+    if shared.linger.load(Ordering::Acquire) {
+        linger(&mut stream).await;
+    }
+}
+
+/// nginx's lingering close: stop sending, then read and discard what the client still
+/// sends for a short while, so it sees our response rather than a reset.
+async fn linger(stream: &mut Stream) {
+    let _ = stream.shutdown().await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut buf = [0u8; 4096];
+    let mut total = 0usize;
+    while total < 1 << 20 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => total += n,
+            _ => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_lines() {
+        assert_eq!(
+            count_content_length_lines(
+                b"POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n"
+            ),
+            2
+        );
+        assert_eq!(
+            count_content_length_lines(b"GET / HTTP/1.1\r\nX-Content-Length: 5\r\n"),
+            0
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! The built-in error and redirect pages: short HTML naming the status, nothing about the
+//! server (ServerSignature is off by default).
+
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+
+use crate::body::Body;
+
+/// A response with `status` and its small built-in HTML page.
+pub fn builtin(status: StatusCode) -> Response<Body> {
+    let reason = status.canonical_reason().unwrap_or("");
+    let code = status.as_u16();
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1></body></html>\n"
+    );
+    text(status, body, "text/html; charset=utf-8")
+}
+
+/// A response with a literal body (`ErrorDocument 404 "message"`).
+pub fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
+    let len = body.len();
+    let mut resp = Response::new(Body::full(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
+}

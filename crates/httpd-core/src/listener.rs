@@ -1,0 +1,172 @@
+//! Listening sockets: TCP (IPv4, IPv6), Unix domain sockets, and sockets inherited from
+//! systemd (`LISTEN_FDS`, sd_listen_fds(3)).
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::error::Error;
+use crate::site::ListenAddr;
+
+/// A bound listener.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+/// An accepted connection.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    /// Binds `addr`. A stale Unix socket file is removed first (as nginx does).
+    pub fn bind(addr: &ListenAddr) -> Result<Listener, Error> {
+        let err = |source| Error::Bind {
+            addr: addr.to_string(),
+            source,
+        };
+        match addr {
+            ListenAddr::Tcp(a) => {
+                let sock = if a.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .map_err(err)?;
+                sock.set_reuseaddr(true).map_err(err)?;
+                sock.bind(*a).map_err(err)?;
+                Ok(Listener::Tcp(sock.listen(4096).map_err(err)?))
+            }
+            ListenAddr::Unix(p) => {
+                if let Ok(meta) = std::fs::symlink_metadata(p) {
+                    use std::os::unix::fs::FileTypeExt;
+                    if meta.file_type().is_socket() {
+                        let _ = std::fs::remove_file(p);
+                    }
+                }
+                Ok(Listener::Unix(
+                    UnixListener::bind(p).map_err(err)?,
+                    p.clone(),
+                ))
+            }
+        }
+    }
+
+    /// The address actually bound (the real port when 0 was asked).
+    pub fn local_addr(&self) -> ListenAddr {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(a) => ListenAddr::Tcp(a),
+                Err(_) => ListenAddr::Tcp(SocketAddr::from(([0, 0, 0, 0], 0))),
+            },
+            Listener::Unix(_, p) => ListenAddr::Unix(p.clone()),
+        }
+    }
+
+    pub async fn accept(&self) -> io::Result<(Stream, Option<SocketAddr>)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok((Stream::Tcp(s), Some(peer)))
+            }
+            Listener::Unix(l, _) => {
+                let (s, _) = l.accept().await?;
+                Ok((Stream::Unix(s), None))
+            }
+        }
+    }
+
+    /// Takes the listening sockets systemd passed (LISTEN_PID must be ours).
+    pub fn from_systemd() -> Vec<Listener> {
+        let ok_pid = std::env::var("LISTEN_PID")
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|p| p == std::process::id());
+        let n: i32 = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if !ok_pid || n <= 0 {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for fd in 3..3 + n {
+            if let Some(l) = crate::sys::listener_from_fd(fd) {
+                out.push(l);
+            }
+        }
+        out
+    }
+}
+
+impl Stream {
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok(),
+            Stream::Unix(_) => None,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! One request, start to finish, the same for every handler:
+//! 1. framing and protocol checks (Host, CL+TE, limits, `*`, CONNECT, TRACE);
+//! 2. the virtual host (Host header or absolute-form authority, RFC 9112 §3.2.2);
+//! 3. Redirect/RedirectMatch, then Alias/AliasMatch or the DocumentRoot;
+//! 4. the merged per-directory settings, RequestHeader, Require;
+//! 5. the handler chosen by SetHandler ([`Handler`]: static files, server-status; issue 4
+//!    plugs Proxy and Cgi in here);
+//! 6. ErrorDocument, Header, Server, `Connection: close` when the connection must end;
+//! 7. the access log line and statistics, when the body is done ([`LogDone`]).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+
+use crate::access_log::{AccessLog, Entry};
+use crate::body::{Body, Completion};
+use crate::connection::{ConnShared, Phase};
+use crate::error_page;
+use crate::resolve;
+use crate::server::ServerState;
+use crate::site::{self, Effective, ErrorDocument, Handler, HeaderAction, HeaderRule, Host, Site};
+use crate::static_files::{self, StaticRequest};
+
+/// What every request on one connection shares.
+pub struct ConnCtx {
+    pub site: Arc<Site>,
+    pub state: Arc<ServerState>,
+    pub shared: Arc<ConnShared>,
+}
+
+/// Handles one request.
+pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body> {
+    let start = Instant::now();
+    let start_wall = SystemTime::now();
+    let shared = &ctx.shared;
+    shared.set_phase(Phase::Handling);
+    let nth = shared.requests.fetch_add(1, Ordering::AcqRel) + 1;
+    ctx.state.busy.fetch_add(1, Ordering::AcqRel);
+    let (mut parts, _body) = req.into_parts();
+    let site = &ctx.site;
+
+    let mut close = false;
+    let (host, mut resp) = match check(&parts, site, shared) {
+        Err(status) => {
+            close = true;
+            if matches!(status.as_u16(), 413 | 414 | 431) {
+                shared.linger.store(true, Ordering::Release);
+            }
+            let host = Arc::clone(site.select_host(shared.local, None));
+            (host, error_page::builtin(status))
+        }
+        Ok(name) => {
+            let host = Arc::clone(site.select_host(shared.local, name.as_deref()));
+            let resp = route(&mut parts, &host, site, &ctx, &mut close);
+            (host, resp)
+        }
+    };
+    host.requests.fetch_add(1, Ordering::Relaxed);
+
+    let conn = &host.conn;
+    let h2 = parts.version == Version::HTTP_2;
+    if !h2
+        && (close
+            || !conn.keep_alive
+            || (conn.max_keep_alive_requests > 0 && nth >= conn.max_keep_alive_requests))
+    {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp.headers_mut()
+        .insert(header::SERVER, site.server.server_header.clone());
+
+    let entry =
+        (!host.access_logs.is_empty()).then(|| entry_for(&parts, &resp, shared, &host, start_wall));
+    let head_len = head_size(&resp);
+    let done = LogDone {
+        entry,
+        status: resp.status().as_u16(),
+        head_len,
+        logs: host.access_logs.clone(),
+        start,
+        state: Arc::clone(&ctx.state),
+        shared: Arc::clone(shared),
+    };
+    resp.body_mut().on_done(Box::new(done));
+    resp
+}
+
+/// The framing and protocol checks of step 1. Ok(host name) or the status to refuse with.
+fn check(
+    parts: &http::request::Parts,
+    site: &Site,
+    shared: &ConnShared,
+) -> Result<Option<String>, StatusCode> {
+    let h = &parts.headers;
+    if parts.version != Version::HTTP_2 {
+        // RFC 9112 §6.1: Content-Length with Transfer-Encoding is how requests are
+        // smuggled; hyper drops the Content-Length, the head bytes still show it.
+        let cl_lines = shared.content_length_lines.swap(0, Ordering::AcqRel);
+        if h.contains_key(header::TRANSFER_ENCODING) && cl_lines > 0 {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+    }
+    let limits = &site.server;
+    let line_len = parts.method.as_str().len() + parts.uri.to_string().len() + 10;
+    if line_len > limits.limit_request_line {
+        return Err(StatusCode::URI_TOO_LONG);
+    }
+    if h.iter()
+        .any(|(k, v)| k.as_str().len() + 2 + v.len() > limits.limit_request_field_size)
+    {
+        return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    if h.len() > limits.limit_request_fields {
+        return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    let mut hosts = h.get_all(header::HOST).iter();
+    let host_hdr = hosts.next();
+    if hosts.next().is_some() {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    // The authority of an absolute-form target wins over Host (RFC 9112 §3.2.2).
+    let authority = parts.uri.authority().map(|a| a.as_str().to_string());
+    let name = match (&authority, host_hdr) {
+        (Some(a), _) => Some(a.clone()),
+        (None, Some(v)) => Some(v.to_str().map_err(|_| StatusCode::BAD_REQUEST)?.to_string()),
+        (None, None) => None,
+    };
+    if name.is_none() && parts.version == Version::HTTP_11 {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    let name = match name {
+        Some(n) => {
+            if n.is_empty() && parts.version == Version::HTTP_11 {
+                return Err(StatusCode::BAD_REQUEST);
+            }
+            if !n
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+            {
+                return Err(StatusCode::BAD_REQUEST);
+            }
+            let n = site::build::strip_port(&n)
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            Some(n)
+        }
+        None => None,
+    };
+    if parts.uri == "*" && parts.method != Method::OPTIONS {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    if parts.method == Method::CONNECT {
+        return Err(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    Ok(name)
+}
+
+/// Steps 2–6 for a request that passed the checks.
+fn route(
+    parts: &mut http::request::Parts,
+    host: &Arc<Host>,
+    site: &Site,
+    ctx: &ConnCtx,
+    close: &mut bool,
+) -> Response<Body> {
+    let trace = site.server.trace_enable;
+    if parts.uri == "*" {
+        return static_files::respond(static_files::Outcome::Options, trace);
+    }
+    if parts.method == Method::TRACE {
+        if !trace {
+            let mut r = error_page::builtin(StatusCode::METHOD_NOT_ALLOWED);
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(static_files::ALLOW));
+            return r;
+        }
+        return trace_echo(parts);
+    }
+    let raw_path = parts.uri.path().to_string();
+    let Ok(path) = resolve::normalize(&raw_path) else {
+        *close = true;
+        return error_page::builtin(StatusCode::BAD_REQUEST);
+    };
+    // Redirect / RedirectMatch (mod_alias), in config order.
+    for r in &host.redirects {
+        if let Some(resp) = try_redirect(r, &path, parts.uri.query()) {
+            return resp;
+        }
+    }
+    // Alias / AliasMatch, else the DocumentRoot.
+    let (fs_path, canonical_root) = map_path(host, &path);
+    let eff = host.effective(&path, Some(&fs_path));
+    for r in location_redirects(host, &path) {
+        if let Some(resp) = try_redirect(r, &path, parts.uri.query()) {
+            return with_headers(resp, &eff);
+        }
+    }
+    apply_rules(&mut parts.headers, &eff.request_headers);
+    let client = ctx
+        .shared
+        .peer
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.ip());
+    if let Some(req) = &eff.require {
+        if req.decide(client) != Some(true) {
+            let resp = error_page::builtin(StatusCode::FORBIDDEN);
+            return finish_error(resp, &eff, host, parts, site);
+        }
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    if declared > eff.limit_request_body {
+        *close = true;
+        ctx.shared.linger.store(true, Ordering::Release);
+        return error_page::builtin(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    if declared > 0 || parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        // Static handlers do not read request bodies; closing avoids treating an unread
+        // body as the next request.
+        *close = true;
+    }
+    let resp = match eff.handler {
+        Handler::Status => crate::status::respond(parts, &ctx.state, site),
+        Handler::Static => {
+            let req = StaticRequest {
+                method: &parts.method,
+                headers: &parts.headers,
+                url_path: &path,
+                raw_path: &raw_path,
+                query: parts.uri.query(),
+                fs_path,
+                canonical_root: &canonical_root,
+                eff: &eff,
+                max_ranges: site.server.max_ranges,
+            };
+            static_files::respond(static_files::decide(&req), trace)
+        }
+    };
+    if resp.status().as_u16() >= 400 {
+        finish_error(resp, &eff, host, parts, site)
+    } else {
+        with_headers(resp, &eff)
+    }
+}
+
+/// The filesystem path for a normalized URL path, and the root it must stay in.
+fn map_path(host: &Host, path: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    for a in &host.aliases {
+        if a.script {
+            continue;
+        }
+        match &a.url {
+            site::Matcher::Regex(_) => {
+                if let Some(target) = a.url.substitute(path, &a.target) {
+                    return (
+                        resolve::join(std::path::Path::new("/"), &target),
+                        a.canonical.clone(),
+                    );
+                }
+            }
+            m => {
+                if let Some(n) = m.url_match_len(path) {
+                    let rest = &path[n.min(path.len())..];
+                    return (
+                        resolve::join(std::path::Path::new(&a.target), rest),
+                        a.canonical.clone(),
+                    );
+                }
+            }
+        }
+    }
+    (
+        resolve::join(&host.document_root, path),
+        host.canonical_root.clone(),
+    )
+}
+
+fn location_redirects<'h>(host: &'h Host, path: &str) -> Vec<&'h site::Redirect> {
+    host.sections
+        .iter()
+        .filter(|s| s.kind == site::SectionKind::Location && s.matcher.matches_url(path))
+        .flat_map(|s| s.dir.redirects.iter())
+        .collect()
+}
+
+fn try_redirect(r: &site::Redirect, path: &str, query: Option<&str>) -> Option<Response<Body>> {
+    let target = match &r.url {
+        site::Matcher::Regex(_) => match &r.target {
+            Some(t) => Some(r.url.substitute(path, t)?),
+            None => {
+                r.url.url_match_len(path)?;
+                None
+            }
+        },
+        m => {
+            let n = m.url_match_len(path)?;
+            r.target.as_ref().map(|t| {
+                let rest = &path[n.min(path.len())..];
+                let mut t = t.clone();
+                if !rest.is_empty() {
+                    if t.ends_with('/') && rest.starts_with('/') {
+                        t.pop();
+                    }
+                    t.push_str(rest);
+                }
+                if let Some(q) = query {
+                    t.push('?');
+                    t.push_str(q);
+                }
+                t
+            })
+        }
+    };
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FOUND);
+    let mut resp = error_page::builtin(status);
+    if let Some(t) = target {
+        if let Ok(v) = HeaderValue::from_str(&t) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    Some(resp)
+}
+
+/// ErrorDocument, then the `always` Header rules.
+fn finish_error(
+    resp: Response<Body>,
+    eff: &Effective,
+    host: &Host,
+    parts: &http::request::Parts,
+    site: &Site,
+) -> Response<Body> {
+    let status = resp.status();
+    let mut resp = match eff.error_documents.get(&status.as_u16()) {
+        None | Some(ErrorDocument::Default) => resp,
+        Some(ErrorDocument::Text(t)) => {
+            error_page::text(status, t.clone(), "text/html; charset=utf-8")
+        }
+        Some(ErrorDocument::Remote(url)) => {
+            let mut r = error_page::builtin(StatusCode::FOUND);
+            if let Ok(v) = HeaderValue::from_str(url) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        Some(ErrorDocument::Local(url)) => {
+            local_error_document(url, status, host, parts, site).unwrap_or(resp)
+        }
+    };
+    // Keep what the original response said about the resource (Allow, Content-Range).
+    apply_rules(
+        resp.headers_mut(),
+        &eff.headers
+            .iter()
+            .filter(|r| r.always)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    resp
+}
+
+/// An ErrorDocument that is a local path: served as a GET of that path, with the original
+/// status (Apache's internal redirect, one level deep).
+fn local_error_document(
+    url: &str,
+    status: StatusCode,
+    host: &Host,
+    parts: &http::request::Parts,
+    site: &Site,
+) -> Option<Response<Body>> {
+    let path = resolve::normalize(url.split('?').next().unwrap_or(url)).ok()?;
+    let (fs_path, root) = map_path(host, &path);
+    let eff = host.effective(&path, Some(&fs_path));
+    let headers = HeaderMap::new();
+    let req = StaticRequest {
+        method: &Method::GET,
+        headers: &headers,
+        url_path: &path,
+        raw_path: &path,
+        query: None,
+        fs_path,
+        canonical_root: &root,
+        eff: &eff,
+        max_ranges: site.server.max_ranges,
+    };
+    let _ = parts;
+    match static_files::decide(&req) {
+        o @ static_files::Outcome::File(_) => {
+            let mut r = static_files::respond(o, false);
+            *r.status_mut() = status;
+            r.headers_mut().remove(header::ETAG);
+            r.headers_mut().remove(header::LAST_MODIFIED);
+            r.headers_mut().remove(header::ACCEPT_RANGES);
+            Some(r)
+        }
+        _ => None,
+    }
+}
+
+fn with_headers(mut resp: Response<Body>, eff: &Effective) -> Response<Body> {
+    apply_rules(resp.headers_mut(), &eff.headers);
+    resp
+}
+
+/// Header / RequestHeader (mod_headers) actions, in order.
+fn apply_rules(h: &mut HeaderMap, rules: &[HeaderRule]) {
+    for r in rules {
+        match (r.action, &r.value) {
+            (HeaderAction::Unset, _) => {
+                h.remove(&r.name);
+            }
+            (HeaderAction::Set, Some(v)) => {
+                h.insert(r.name.clone(), v.clone());
+            }
+            (HeaderAction::Add, Some(v)) => {
+                h.append(r.name.clone(), v.clone());
+            }
+            (HeaderAction::SetIfEmpty, Some(v)) if !h.contains_key(&r.name) => {
+                h.insert(r.name.clone(), v.clone());
+            }
+            (HeaderAction::Append | HeaderAction::Merge, Some(v)) => {
+                let merged = match h.get(&r.name).and_then(|old| old.to_str().ok()) {
+                    Some(old)
+                        if r.action == HeaderAction::Merge
+                            && old.split(',').any(|p| p.trim().as_bytes() == v.as_bytes()) =>
+                    {
+                        continue
+                    }
+                    Some(old) => {
+                        HeaderValue::from_str(&format!("{old}, {}", v.to_str().unwrap_or_default()))
+                            .unwrap_or_else(|_| v.clone())
+                    }
+                    None => v.clone(),
+                };
+                h.insert(r.name.clone(), merged);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// TRACE (only with `TraceEnable On`): the request head back as message/http.
+fn trace_echo(parts: &http::request::Parts) -> Response<Body> {
+    let mut s = format!("{} {} {:?}\r\n", parts.method, parts.uri, parts.version);
+    for (k, v) in &parts.headers {
+        s.push_str(k.as_str());
+        s.push_str(": ");
+        s.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        s.push_str("\r\n");
+    }
+    s.push_str("\r\n");
+    error_page::text(StatusCode::OK, s, "message/http")
+}
+
+fn version_str(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        _ => "HTTP/3.0",
+    }
+}
+
+fn entry_for(
+    parts: &http::request::Parts,
+    resp: &Response<Body>,
+    shared: &ConnShared,
+    host: &Host,
+    start: SystemTime,
+) -> Entry {
+    let logs = &host.access_logs;
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_string());
+    let target = if parts.uri.authority().is_some() {
+        parts.uri.to_string()
+    } else {
+        target
+    };
+    let bytes_in = parts.method.as_str().len()
+        + target.len()
+        + 12
+        + parts
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>()
+        + 2;
+    Entry {
+        remote: shared.peer,
+        local: shared.local,
+        start: Some(start),
+        request_line: Some(format!(
+            "{} {} {}",
+            parts.method,
+            target,
+            version_str(parts.version)
+        )),
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        protocol: version_str(parts.version).to_string(),
+        status: resp.status().as_u16(),
+        body_bytes: 0,
+        bytes_in: bytes_in as u64,
+        bytes_out: 0,
+        duration: Default::default(),
+        user: None,
+        server_name: host.server_name.clone().unwrap_or_default(),
+        host_header: parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        req_headers: Vec::new(),
+        resp_headers: Vec::new(),
+        keep_alive: resp
+            .headers()
+            .get(header::CONNECTION)
+            .is_none_or(|v| v != "close"),
+    }
+    .with_headers(logs, &parts.headers, resp.headers())
+}
+
+impl Entry {
+    /// Captures the header values the formats of `logs` read, by name.
+    fn with_headers(mut self, logs: &[Arc<AccessLog>], req: &HeaderMap, resp: &HeaderMap) -> Entry {
+        self.req_headers = logs
+            .iter()
+            .flat_map(|l| l.format.req_headers.iter())
+            .map(|n| (n.clone(), join_values(req, n)))
+            .collect();
+        self.resp_headers = logs
+            .iter()
+            .flat_map(|l| l.format.resp_headers.iter())
+            .map(|n| (n.clone(), join_values(resp, n)))
+            .collect();
+        self
+    }
+}
+
+fn join_values(h: &HeaderMap, name: &str) -> Option<String> {
+    let mut it = h.get_all(name).iter();
+    let first = it.next()?;
+    let mut s = String::from_utf8_lossy(first.as_bytes()).into_owned();
+    for v in it {
+        s.push_str(", ");
+        s.push_str(&String::from_utf8_lossy(v.as_bytes()));
+    }
+    Some(s)
+}
+
+/// The size of the response head as sent, for `%O` (hyper adds Date and may add
+/// Content-Length; both are counted approximately).
+fn head_size(resp: &Response<Body>) -> u64 {
+    let mut n = 17 + 37; // status line and Date
+    for (k, v) in resp.headers() {
+        n += k.as_str().len() + v.len() + 4;
+    }
+    n as u64 + 2
+}
+
+/// Runs when the response body is done: the log line, the statistics, and the
+/// connection back to waiting for the next request.
+struct LogDone {
+    entry: Option<Entry>,
+    status: u16,
+    head_len: u64,
+    logs: Vec<Arc<AccessLog>>,
+    start: Instant,
+    state: Arc<ServerState>,
+    shared: Arc<ConnShared>,
+}
+
+impl Completion for LogDone {
+    fn complete(self: Box<Self>, sent: u64) {
+        let this = *self;
+        this.state.busy.fetch_sub(1, Ordering::AcqRel);
+        this.state.stats.record(this.status, sent + this.head_len);
+        if let Some(mut e) = this.entry {
+            e.body_bytes = sent;
+            e.bytes_out = sent + this.head_len;
+            e.duration = this.start.elapsed();
+            for l in &this.logs {
+                l.sink.write_line(&l.format.render(&e));
+            }
+        }
+        this.shared.set_phase(Phase::Idle);
+    }
+}
+
+/// A request refused by hyper's parser (hyper answered it): one log line with `%r` as `-`.
+pub fn log_malformed(site: &Site, state: &ServerState, shared: &ConnShared, status: u16) {
+    let host = site.select_host(shared.local, None);
+    state.stats.record(status, 0);
+    if host.access_logs.is_empty() {
+        return;
+    }
+    let e = Entry {
+        remote: shared.peer,
+        local: shared.local,
+        start: Some(SystemTime::now()),
+        status,
+        server_name: host.server_name.clone().unwrap_or_default(),
+        ..Entry::default()
+    };
+    for l in &host.access_logs {
+        l.sink.write_line(&l.format.render(&e));
+    }
+}

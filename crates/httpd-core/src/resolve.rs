@@ -1,0 +1,178 @@
+//! From a request's URL path to a filesystem path under a root, securely.
+//!
+//! The rules, each one a known attack (CVE-2021-41773 and CVE-2021-42013 among them):
+//! 1. The path is percent-decoded exactly once. A `%` left after decoding (`%252e` →
+//!    `%2e`) is a literal character of a file name, never decoded again.
+//! 2. An invalid escape (`%zz`, a truncated `%2`) is a 400.
+//! 3. The decoded bytes must be valid UTF-8: overlong forms (`%c0%ae` for `.`) are invalid
+//!    UTF-8 and therefore a 400, not a dot.
+//! 4. NUL and backslash are refused (400): a NUL truncates C paths, a backslash is a
+//!    separator on other systems and a classic traversal vector.
+//! 5. Dot segments are resolved after decoding (so `%2e%2e` is `..`): `.` is dropped,
+//!    `..` removes the previous segment, and a `..` that would climb above the root is a
+//!    400. Empty segments (`//`) collapse.
+//! 6. The filesystem path is built by pushing the remaining segments one by one onto the
+//!    root; none can be empty, `.`, `..` or contain `/`, so the join can never be replaced
+//!    by an absolute path or leave the root lexically.
+//! 7. Dotfiles (any segment starting with `.`) are denied, except the first segment
+//!    `.well-known` (RFC 8615).
+//! 8. Symlinks: the canonical path must stay under the canonical root; one whose target
+//!    leaves it is served only when `Options FollowSymLinks` applies (checked by the
+//!    caller with [`escapes_root`]).
+
+use std::path::{Path, PathBuf};
+
+/// Why a URL path cannot be mapped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PathError {
+    /// Malformed (bad escape, invalid UTF-8, NUL, backslash, climbing above the root): 400.
+    BadRequest,
+}
+
+/// Decodes and normalizes an origin-form path (rules 1–5). Returns a path starting with
+/// `/`, without empty or dot segments, keeping a trailing `/` if the request had one.
+pub fn normalize(raw: &str) -> Result<String, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::BadRequest);
+    }
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) else {
+                return Err(PathError::BadRequest);
+            };
+            decoded.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            decoded.push(b);
+            i += 1;
+        }
+    }
+    let text = String::from_utf8(decoded).map_err(|_| PathError::BadRequest)?;
+    if text.contains(['\0', '\\']) {
+        return Err(PathError::BadRequest);
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for seg in text.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if segments.pop().is_none() {
+                    return Err(PathError::BadRequest);
+                }
+            }
+            s => segments.push(s),
+        }
+    }
+    let trailing = text.ends_with('/') || text.ends_with("/.") || text.ends_with("/..");
+    let mut out = String::with_capacity(text.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing || segments.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// Whether a normalized path names a dotfile that must not be served (rule 7).
+pub fn is_denied_dotfile(normalized: &str) -> bool {
+    normalized
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .any(|(i, s)| s.starts_with('.') && !(i == 0 && s == ".well-known"))
+}
+
+/// Joins the normalized `rel` (as returned by [`normalize`], possibly with a prefix
+/// removed) onto `root`, one segment at a time (rule 6).
+pub fn join(root: &Path, rel: &str) -> PathBuf {
+    let mut path = root.to_path_buf();
+    for seg in rel.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." {
+            continue;
+        }
+        path.push(seg);
+    }
+    path
+}
+
+/// Whether `path` (which exists) resolves, through symlinks, outside `canonical_root`
+/// (rule 8). A path that cannot be canonicalized counts as escaping.
+pub fn escapes_root(canonical_root: &Path, path: &Path) -> bool {
+    match std::fs::canonicalize(path) {
+        Ok(real) => !real.starts_with(canonical_root),
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_table() {
+        let ok = [
+            ("/", "/"),
+            ("/a/b", "/a/b"),
+            ("/a/b/", "/a/b/"),
+            ("//a///b", "/a/b"),
+            ("/a/./b", "/a/b"),
+            ("/a/../b", "/b"),
+            ("/a/%2e%2e/b", "/b"),
+            ("/%41", "/A"),
+            // Double encoding stays literal: the file is named "%2e%2e".
+            ("/%252e%252e/x", "/%2e%2e/x"),
+            ("/caf%C3%A9", "/café"),
+            ("/a/..", "/"),
+        ];
+        for (raw, want) in ok {
+            assert_eq!(normalize(raw).as_deref(), Ok(want), "{raw}");
+        }
+        let bad = [
+            "/..",
+            "/../etc/passwd",
+            "/%2e%2e/etc/passwd",
+            "/%2E%2E/%2E%2E/etc/passwd",
+            "/.%2e/.%2e/etc/passwd",
+            "/cgi-bin/.%2e/.%2e/.%2e/.%2e/etc/passwd",
+            "/icons/.%%32%65/.%%32%65/etc/passwd",
+            "/a/%00.html",
+            "/a\\..\\..\\etc\\passwd",
+            "/a%5c..%5c..%5cetc",
+            "/%c0%ae%c0%ae/etc/passwd",
+            "/%e0%80%ae",
+            "/%zz",
+            "/%2",
+            "relative",
+            "/a/../../b",
+        ];
+        for raw in bad {
+            assert_eq!(normalize(raw), Err(PathError::BadRequest), "{raw}");
+        }
+    }
+
+    #[test]
+    fn dotfiles() {
+        assert!(is_denied_dotfile("/.git/config"));
+        assert!(is_denied_dotfile("/a/.htaccess"));
+        assert!(!is_denied_dotfile("/.well-known/acme-challenge/x"));
+        assert!(is_denied_dotfile("/.well-known/.secret"));
+        assert!(!is_denied_dotfile("/a/b.c"));
+    }
+
+    #[test]
+    fn join_cannot_become_absolute() {
+        let root = Path::new("/srv/www");
+        assert_eq!(join(root, "/etc/passwd"), Path::new("/srv/www/etc/passwd"));
+        assert_eq!(join(root, "/a//../b"), Path::new("/srv/www/a/b"));
+    }
+}

@@ -1,0 +1,143 @@
+//! The accept loops and the server's shared state. [`run`] takes already-bound listeners
+//! and a shutdown future (mini-redis style), so tests bind port 0 and never race.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify};
+
+use crate::connection;
+use crate::listener::{Listener, Stream};
+use crate::site::Site;
+use crate::status::Stats;
+
+/// State that outlives configurations: the current site, counters, open connections.
+pub struct ServerState {
+    site: RwLock<Arc<Site>>,
+    pub stats: Stats,
+    pub started: Instant,
+    pub open_conns: AtomicUsize,
+    /// Requests being handled right now.
+    pub busy: AtomicUsize,
+    drained: Notify,
+}
+
+impl ServerState {
+    pub fn new(site: Site) -> ServerState {
+        ServerState {
+            site: RwLock::new(Arc::new(site)),
+            stats: Stats::default(),
+            started: Instant::now(),
+            open_conns: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            drained: Notify::new(),
+        }
+    }
+
+    /// The configuration new connections use.
+    pub fn site(&self) -> Arc<Site> {
+        Arc::clone(&self.site.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Swaps in a new configuration; open connections keep the one they started with.
+    pub fn swap(&self, site: Site) {
+        *self.site.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(site);
+    }
+}
+
+/// Completes when the stop flag turns true (or its sender is gone).
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Decrements the open-connection count when a connection task ends.
+struct ConnGuard(Arc<ServerState>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if self.0.open_conns.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
+
+/// Serves until `shutdown` completes, then stops accepting, asks open connections to
+/// finish, and waits for them up to GracefulShutdownTimeout.
+pub async fn run(listeners: Vec<Listener>, state: Arc<ServerState>, shutdown: impl Future) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut loops = Vec::new();
+    for l in listeners {
+        loops.push(tokio::spawn(accept_loop(
+            l,
+            Arc::clone(&state),
+            stop_rx.clone(),
+        )));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    let grace = state.site().server.graceful_shutdown_timeout;
+    let drained = async {
+        loop {
+            let notified = state.drained.notified();
+            if state.open_conns.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!(
+            open = state.open_conns.load(Ordering::Acquire),
+            "GracefulShutdownTimeout reached; closing the remaining connections"
+        );
+    }
+}
+
+async fn accept_loop(listener: Listener, state: Arc<ServerState>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = crate::server::stopped(&mut stop) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::error!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let site = state.site();
+        let open = state.open_conns.fetch_add(1, Ordering::AcqRel) + 1;
+        let guard = ConnGuard(Arc::clone(&state));
+        if open > site.server.max_request_workers {
+            shed(stream);
+            drop(guard);
+            continue;
+        }
+        let state2 = Arc::clone(&state);
+        let stop2 = stop.clone();
+        tokio::spawn(async move {
+            connection::serve(stream, peer, site, state2, stop2).await;
+            drop(guard);
+        });
+    }
+    if let Listener::Unix(_, path) = &listener {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// MaxRequestWorkers reached: a short 503 and close, without waiting for the request.
+fn shed(stream: Stream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n";
+    let _ = match &stream {
+        Stream::Tcp(s) => s.try_write(BUSY),
+        Stream::Unix(s) => s.try_write(BUSY),
+    };
+}

@@ -1,0 +1,667 @@
+//! The runtime form of one loaded configuration: what the server consults per request.
+//!
+//! A [`Site`] is immutable once built (from the conftest model by [`build`]); a reload
+//! builds a new one and swaps the `Arc`, so open connections finish on the old one.
+//! Regexes are compiled, names lowercased, and per-directory sections kept in config order
+//! with their unmerged settings; [`Host::effective`] merges them for one request in
+//! Apache's order (host level, `<Directory>` shortest first, `<DirectoryMatch>`, `<Files>`
+//! and `<FilesMatch>`, `<Location>` and `<LocationMatch>`).
+
+pub mod build;
+mod matcher;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+
+use crate::access_log::AccessLog;
+pub use matcher::Matcher;
+
+/// One loaded configuration.
+pub struct Site {
+    pub listen: Vec<ListenAddr>,
+    pub server: ServerConf,
+    /// `hosts[0]` is the main server; the virtual hosts follow in config order.
+    pub hosts: Vec<Arc<Host>>,
+    /// Where the configuration came from (file path or "embedded default").
+    pub source: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Settings that exist once per server.
+#[derive(Clone, Debug)]
+pub struct ServerConf {
+    pub max_request_workers: usize,
+    pub graceful_shutdown_timeout: Duration,
+    pub pid_file: Option<PathBuf>,
+    /// The `Server` header value (ServerTokens; Prod by default).
+    pub server_header: HeaderValue,
+    pub trace_enable: bool,
+    pub limit_request_fields: usize,
+    pub limit_request_field_size: usize,
+    pub limit_request_line: usize,
+    /// Apache's MaxRanges: more ranges than this and the whole file is sent.
+    pub max_ranges: usize,
+    pub error_log: ErrorLogTarget,
+    pub log_level: String,
+}
+
+impl Default for ServerConf {
+    fn default() -> Self {
+        ServerConf {
+            max_request_workers: 10_000,
+            graceful_shutdown_timeout: Duration::from_secs(10),
+            pid_file: None,
+            server_header: HeaderValue::from_static("httpd"),
+            trace_enable: false,
+            limit_request_fields: 100,
+            limit_request_field_size: 8190,
+            limit_request_line: 8190,
+            max_ranges: 200,
+            error_log: ErrorLogTarget::Stderr,
+            log_level: "warn".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorLogTarget {
+    Stderr,
+    File(PathBuf),
+}
+
+/// Connection-level settings of a host (taken from the default host of an address).
+#[derive(Clone, Debug)]
+pub struct ConnConf {
+    pub keep_alive: bool,
+    pub keep_alive_timeout: Duration,
+    /// 0: unlimited.
+    pub max_keep_alive_requests: u32,
+    /// `Timeout`: how long a write may stall.
+    pub timeout: Duration,
+    pub read_timeout: ReadTimeouts,
+    /// `Protocols` includes h2c: HTTP/2 with prior knowledge on cleartext connections.
+    pub h2c: bool,
+    /// `RemoteIPProxyProtocol On`: every connection starts with a PROXY header.
+    pub proxy_protocol: bool,
+}
+
+impl Default for ConnConf {
+    fn default() -> Self {
+        ConnConf {
+            keep_alive: true,
+            keep_alive_timeout: Duration::from_secs(5),
+            max_keep_alive_requests: 1000,
+            timeout: Duration::from_secs(60),
+            read_timeout: ReadTimeouts::default(),
+            h2c: false,
+            proxy_protocol: false,
+        }
+    }
+}
+
+/// `RequestReadTimeout` (mod_reqtimeout): an initial limit, extended by `min_rate` bytes
+/// per second of received data up to `max`. A zero `initial` turns the limit off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadTimeout {
+    pub initial: Duration,
+    pub max: Duration,
+    pub min_rate: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadTimeouts {
+    pub header: ReadTimeout,
+    pub body: ReadTimeout,
+}
+
+impl Default for ReadTimeouts {
+    fn default() -> Self {
+        ReadTimeouts {
+            header: ReadTimeout {
+                initial: Duration::from_secs(20),
+                max: Duration::from_secs(40),
+                min_rate: 500,
+            },
+            body: ReadTimeout {
+                initial: Duration::from_secs(20),
+                max: Duration::ZERO,
+                min_rate: 500,
+            },
+        }
+    }
+}
+
+/// A server: the main one or a virtual host.
+pub struct Host {
+    /// ServerName (lowercase), used for `%v` and self-referential redirects.
+    pub server_name: Option<String>,
+    /// ServerName and ServerAlias patterns, lowercase; `*` and `?` are wildcards.
+    pub names: Vec<String>,
+    /// The `<VirtualHost>` addresses (empty for the main server).
+    pub addrs: Vec<VhostAddr>,
+    pub document_root: PathBuf,
+    /// The DocumentRoot with symlinks resolved, for the containment check.
+    pub canonical_root: PathBuf,
+    pub conn: ConnConf,
+    pub aliases: Vec<Alias>,
+    pub redirects: Vec<Redirect>,
+    /// Per-directory settings written at host level.
+    pub dir: PerDir,
+    pub sections: Vec<Section>,
+    pub access_logs: Vec<Arc<AccessLog>>,
+    /// Requests answered by this host (server-status).
+    pub requests: std::sync::atomic::AtomicU64,
+}
+
+impl Host {
+    /// A host serving `root` with every default.
+    pub fn new(root: PathBuf) -> Host {
+        Host {
+            server_name: None,
+            names: Vec::new(),
+            addrs: Vec::new(),
+            canonical_root: std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone()),
+            document_root: root,
+            conn: ConnConf::default(),
+            aliases: Vec::new(),
+            redirects: Vec::new(),
+            dir: PerDir::default(),
+            sections: Vec::new(),
+            access_logs: Vec::new(),
+            requests: Default::default(),
+        }
+    }
+
+    /// Whether `host` (lowercase, port removed) is one of this host's names.
+    pub fn answers_to(&self, host: &str) -> bool {
+        self.names.iter().any(|p| matcher::wildcard_match(p, host))
+    }
+
+    /// The merged per-directory settings for a request of `url_path` served from the
+    /// filesystem path `fs_path` (None when no file is involved), in Apache's order.
+    pub fn effective(&self, url_path: &str, fs_path: Option<&Path>) -> Effective {
+        let mut eff = Effective::default();
+        eff.apply(&self.dir);
+        if let Some(fs) = fs_path {
+            let dir_of = if fs.is_dir() {
+                fs.to_path_buf()
+            } else {
+                fs.parent().map(Path::to_path_buf).unwrap_or_default()
+            };
+            let dir_str = dir_of.to_string_lossy();
+            // Plain <Directory> sections, shortest (least specific) first.
+            let mut plain: Vec<&Section> = self
+                .sections
+                .iter()
+                .filter(|s| s.kind == SectionKind::Directory && !s.matcher.is_regex())
+                .filter(|s| s.matcher.matches_dir(&dir_str))
+                .collect();
+            plain.sort_by_key(|s| s.matcher.component_count());
+            let name = fs
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut nested_files: Vec<&Section> = Vec::new();
+            for s in &plain {
+                eff.apply(&s.dir);
+                nested_files.extend(s.nested.iter());
+            }
+            for s in self
+                .sections
+                .iter()
+                .filter(|s| s.kind == SectionKind::Directory && s.matcher.is_regex())
+            {
+                if s.matcher.matches_dir(&dir_str) {
+                    eff.apply(&s.dir);
+                    nested_files.extend(s.nested.iter());
+                }
+            }
+            let files = self
+                .sections
+                .iter()
+                .filter(|s| s.kind == SectionKind::Files)
+                .chain(nested_files);
+            for s in files {
+                if s.matcher.matches_name(&name) {
+                    eff.apply(&s.dir);
+                }
+            }
+        }
+        for s in self
+            .sections
+            .iter()
+            .filter(|s| s.kind == SectionKind::Location)
+        {
+            if s.matcher.matches_url(url_path) {
+                eff.apply(&s.dir);
+            }
+        }
+        eff
+    }
+}
+
+/// One `<VirtualHost>` address: an IP (None for `*`) and a port (None for `*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VhostAddr {
+    pub ip: Option<IpAddr>,
+    pub port: Option<u16>,
+}
+
+impl VhostAddr {
+    pub fn matches(&self, local: Option<SocketAddr>) -> bool {
+        let Some(local) = local else { return true };
+        self.ip.is_none_or(|ip| ip == local.ip()) && self.port.is_none_or(|p| p == local.port())
+    }
+}
+
+/// `Alias`/`AliasMatch` (and `ScriptAlias`, whose handler issue 4 adds).
+pub struct Alias {
+    pub url: Matcher,
+    /// The target directory or file; `$1`… substituted for the Match form.
+    pub target: String,
+    /// The directory served files must stay in (symlinks resolved).
+    pub canonical: PathBuf,
+    pub script: bool,
+}
+
+/// `Redirect`/`RedirectMatch`.
+pub struct Redirect {
+    pub status: u16,
+    pub url: Matcher,
+    /// None for statuses without a target (410 gone).
+    pub target: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SectionKind {
+    Directory,
+    Files,
+    Location,
+}
+
+pub struct Section {
+    pub kind: SectionKind,
+    pub matcher: Matcher,
+    pub dir: PerDir,
+    /// `<Files>` nested inside a `<Directory>`.
+    pub nested: Vec<Section>,
+}
+
+/// `Options` keywords that httpd-core acts on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OptionFlags {
+    pub indexes: bool,
+    pub follow_symlinks: bool,
+    pub exec_cgi: bool,
+    pub multiviews: bool,
+}
+
+/// An `Options` directive: an absolute set, or `+`/`-` changes (Apache's merge rule).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OptionsChange {
+    pub set: Option<OptionFlags>,
+    pub add: OptionFlags,
+    pub remove: OptionFlags,
+}
+
+/// Which handler produces the response (SetHandler). Issue 4 adds Proxy and Cgi.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handler {
+    Static,
+    Status,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderAction {
+    Set,
+    Append,
+    Add,
+    Unset,
+    Merge,
+    SetIfEmpty,
+}
+
+#[derive(Clone, Debug)]
+pub struct HeaderRule {
+    pub always: bool,
+    pub action: HeaderAction,
+    pub name: HeaderName,
+    pub value: Option<HeaderValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorDocument {
+    Local(String),
+    Remote(String),
+    Text(String),
+    Default,
+}
+
+/// `Require` (mod_authz_core); only the providers httpd-core can decide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Require {
+    All(bool),
+    Ip {
+        negated: bool,
+        nets: Vec<ipnet::IpNet>,
+    },
+    /// A provider decided elsewhere (auth, issue 4): neutral here.
+    Other,
+    AllOf(Vec<Require>),
+    AnyOf(Vec<Require>),
+    NoneOf(Vec<Require>),
+}
+
+impl Require {
+    /// Some(true) granted, Some(false) denied, None neutral (Apache's AUTHZ_NEUTRAL).
+    pub fn decide(&self, client: IpAddr) -> Option<bool> {
+        match self {
+            Require::All(g) => Some(*g),
+            Require::Ip { negated, nets } => {
+                let hit = nets.iter().any(|n| n.contains(&client));
+                match (negated, hit) {
+                    (false, hit) => Some(hit),
+                    // `Require not ip X`: denies X, says nothing about others.
+                    (true, true) => Some(false),
+                    (true, false) => None,
+                }
+            }
+            Require::Other => None,
+            Require::AnyOf(children) => {
+                let mut any_neutral = false;
+                for c in children {
+                    match c.decide(client) {
+                        Some(true) => return Some(true),
+                        None => any_neutral = true,
+                        Some(false) => {}
+                    }
+                }
+                if any_neutral {
+                    None
+                } else {
+                    Some(false)
+                }
+            }
+            Require::AllOf(children) => {
+                let mut granted = false;
+                for c in children {
+                    match c.decide(client) {
+                        Some(false) => return Some(false),
+                        Some(true) => granted = true,
+                        None => {}
+                    }
+                }
+                granted.then_some(true)
+            }
+            Require::NoneOf(children) => {
+                if children.iter().any(|c| c.decide(client) == Some(true)) {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Per-directory settings as written in one scope; None/empty means inherit.
+#[derive(Default)]
+pub struct PerDir {
+    pub options: Option<OptionsChange>,
+    pub directory_index: Option<Vec<String>>,
+    pub directory_slash: Option<bool>,
+    /// extension (lowercase, no dot) → MIME type.
+    pub add_type: Vec<(String, String)>,
+    /// Some(None): Off.
+    pub add_default_charset: Option<Option<String>>,
+    pub handler: Option<Handler>,
+    pub error_documents: BTreeMap<u16, ErrorDocument>,
+    pub headers: Vec<HeaderRule>,
+    pub request_headers: Vec<HeaderRule>,
+    pub require: Option<Require>,
+    pub limit_request_body: Option<u64>,
+    /// `Redirect` written inside a `<Location>`.
+    pub redirects: Vec<Redirect>,
+}
+
+/// The merged settings for one request.
+#[derive(Clone, Debug)]
+pub struct Effective {
+    pub options: OptionFlags,
+    pub directory_index: Vec<String>,
+    pub directory_slash: bool,
+    pub add_type: Vec<(String, String)>,
+    pub default_charset: Option<String>,
+    pub handler: Handler,
+    pub error_documents: BTreeMap<u16, ErrorDocument>,
+    pub headers: Vec<HeaderRule>,
+    pub request_headers: Vec<HeaderRule>,
+    pub require: Option<Require>,
+    pub limit_request_body: u64,
+}
+
+impl Default for Effective {
+    fn default() -> Self {
+        Effective {
+            // DESIGN.md: Options defaults to None.
+            options: OptionFlags::default(),
+            directory_index: vec!["index.html".into()],
+            directory_slash: true,
+            add_type: Vec::new(),
+            default_charset: None,
+            handler: Handler::Static,
+            error_documents: BTreeMap::new(),
+            headers: Vec::new(),
+            request_headers: Vec::new(),
+            require: None,
+            limit_request_body: 1 << 30,
+        }
+    }
+}
+
+impl Effective {
+    /// Merges one scope over what is inherited (Apache's per-directory merge).
+    pub fn apply(&mut self, d: &PerDir) {
+        if let Some(o) = &d.options {
+            let mut flags = o.set.unwrap_or(self.options);
+            for (add, remove, field) in [
+                (o.add.indexes, o.remove.indexes, &mut flags.indexes),
+                (
+                    o.add.follow_symlinks,
+                    o.remove.follow_symlinks,
+                    &mut flags.follow_symlinks,
+                ),
+                (o.add.exec_cgi, o.remove.exec_cgi, &mut flags.exec_cgi),
+                (o.add.multiviews, o.remove.multiviews, &mut flags.multiviews),
+            ] {
+                if add {
+                    *field = true;
+                }
+                if remove {
+                    *field = false;
+                }
+            }
+            self.options = flags;
+        }
+        if let Some(v) = &d.directory_index {
+            self.directory_index = v.clone();
+        }
+        if let Some(v) = d.directory_slash {
+            self.directory_slash = v;
+        }
+        self.add_type.extend(d.add_type.iter().cloned());
+        if let Some(cs) = &d.add_default_charset {
+            self.default_charset = cs.clone();
+        }
+        if let Some(h) = &d.handler {
+            self.handler = h.clone();
+        }
+        for (code, doc) in &d.error_documents {
+            self.error_documents.insert(*code, doc.clone());
+        }
+        self.headers.extend(d.headers.iter().cloned());
+        self.request_headers
+            .extend(d.request_headers.iter().cloned());
+        if let Some(r) = &d.require {
+            self.require = Some(r.clone());
+        }
+        if let Some(l) = d.limit_request_body {
+            self.limit_request_body = if l == 0 { u64::MAX } else { l };
+        }
+    }
+
+    /// The MIME type for `name`: AddType overrides (the last one wins), then the table.
+    pub fn mime_for(&self, name: &str) -> String {
+        let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        if let Some(ext) = &ext {
+            if let Some((_, t)) = self.add_type.iter().rev().find(|(e, _)| e == ext) {
+                return t.clone();
+            }
+        }
+        let guess = ext
+            .as_deref()
+            .and_then(|e| mime_guess::from_ext(e).first_raw())
+            .unwrap_or("application/octet-stream");
+        guess.to_string()
+    }
+}
+
+impl Site {
+    /// The host for a request: among the virtual hosts whose address matches the
+    /// connection's local address, the one whose name matches `host` (lowercase, no
+    /// port), else the first of them (Apache's default vhost rule), else the main server.
+    pub fn select_host(&self, local: Option<SocketAddr>, host: Option<&str>) -> &Arc<Host> {
+        let mut candidates = self.hosts[1..]
+            .iter()
+            .filter(|h| h.addrs.iter().any(|a| a.matches(local)))
+            .peekable();
+        let Some(first) = candidates.peek().copied() else {
+            return &self.hosts[0];
+        };
+        if let Some(name) = host {
+            if let Some(h) = candidates.find(|h| h.answers_to(name)) {
+                return h;
+            }
+        }
+        first
+    }
+
+    /// The connection-level settings for connections on `local`: those of the default
+    /// host for that address.
+    pub fn conn_conf(&self, local: Option<SocketAddr>) -> &ConnConf {
+        &self.select_host(local, None).conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn require_table() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let net = |s: &str| vec![s.parse::<ipnet::IpNet>().unwrap()];
+        let cases: Vec<(Require, &str, Option<bool>)> = vec![
+            (Require::All(true), "1.2.3.4", Some(true)),
+            (Require::All(false), "1.2.3.4", Some(false)),
+            (
+                Require::Ip {
+                    negated: false,
+                    nets: net("10.0.0.0/8"),
+                },
+                "10.1.2.3",
+                Some(true),
+            ),
+            (
+                Require::Ip {
+                    negated: false,
+                    nets: net("10.0.0.0/8"),
+                },
+                "11.1.2.3",
+                Some(false),
+            ),
+            (
+                Require::AllOf(vec![
+                    Require::All(true),
+                    Require::Ip {
+                        negated: true,
+                        nets: net("127.0.0.0/8"),
+                    },
+                ]),
+                "127.0.0.1",
+                Some(false),
+            ),
+            (
+                Require::AllOf(vec![
+                    Require::All(true),
+                    Require::Ip {
+                        negated: true,
+                        nets: net("127.0.0.0/8"),
+                    },
+                ]),
+                "192.0.2.1",
+                Some(true),
+            ),
+        ];
+        for (req, client, want) in cases {
+            assert_eq!(req.decide(ip(client)), want, "{req:?} for {client}");
+        }
+    }
+
+    #[test]
+    fn options_merge_plus_minus() {
+        let mut e = Effective::default();
+        e.apply(&PerDir {
+            options: Some(OptionsChange {
+                set: Some(OptionFlags {
+                    indexes: true,
+                    follow_symlinks: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        e.apply(&PerDir {
+            options: Some(OptionsChange {
+                set: None,
+                add: OptionFlags::default(),
+                remove: OptionFlags {
+                    indexes: true,
+                    ..Default::default()
+                },
+            }),
+            ..Default::default()
+        });
+        assert!(!e.options.indexes);
+        assert!(e.options.follow_symlinks);
+    }
+
+    #[test]
+    fn mime_addtype_overrides_table() {
+        let mut e = Effective::default();
+        assert_eq!(e.mime_for("a.html"), "text/html");
+        assert_eq!(e.mime_for("a.unknownext"), "application/octet-stream");
+        e.add_type.push(("html".into(), "text/x-mine".into()));
+        assert_eq!(e.mime_for("A.HTML"), "text/x-mine");
+    }
+}

@@ -1,0 +1,62 @@
+//! The few operating-system calls the standard library and tokio do not wrap: adopting a
+//! socket inherited from systemd, and raising the open-file limit.
+#![allow(unsafe_code)]
+
+use std::os::fd::FromRawFd;
+
+use crate::listener::Listener;
+
+/// Adopts an inherited listening socket (TCP or Unix) by its descriptor.
+pub fn listener_from_fd(fd: i32) -> Option<Listener> {
+    // SAFETY: systemd passed this descriptor to us (LISTEN_PID checked by the caller);
+    // nothing else in the process owns it.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: addr and len are valid for writes of the sizes given.
+    let rc = unsafe { libc::getsockname(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len) };
+    if rc != 0 {
+        return None;
+    }
+    if addr.ss_family as i32 == libc::AF_UNIX {
+        // SAFETY: fd is an open Unix socket we own from now on.
+        let std_l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+        std_l.set_nonblocking(true).ok()?;
+        let path = std_l
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()))
+            .unwrap_or_default();
+        let l = tokio::net::UnixListener::from_std(std_l).ok()?;
+        Some(Listener::Unix(l, path))
+    } else {
+        // SAFETY: fd is an open TCP socket we own from now on.
+        let std_l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        std_l.set_nonblocking(true).ok()?;
+        Some(Listener::Tcp(
+            tokio::net::TcpListener::from_std(std_l).ok()?,
+        ))
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit, so MaxRequestWorkers connections fit.
+pub fn raise_nofile_limit() -> u64 {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: rl is a valid rlimit to write into.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return 1024;
+    }
+    if rl.rlim_cur < rl.rlim_max {
+        let want = libc::rlimit {
+            rlim_cur: rl.rlim_max,
+            rlim_max: rl.rlim_max,
+        };
+        // SAFETY: want is a valid rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            return want.rlim_cur;
+        }
+    }
+    rl.rlim_cur
+}
