@@ -1,10 +1,764 @@
-//! Black-box tests of httpd-core.
+//! Black-box tests of httpd-core: the real binary, raw bytes and real clients.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use httpd_blackbox::*;
+
+/// A running httpd-core with `conf` (a `Listen 127.0.0.1:0` line is prepended).
+struct Core {
+    server: Server,
+    addr: SocketAddr,
+    conf: std::path::PathBuf,
+}
+
+fn start(sb: &Sandbox, conf: &str) -> Core {
+    let conf_path = sb.write("httpd.conf", format!("Listen 127.0.0.1:0\n{conf}"));
+    let server = Server::spawn(
+        Command::new(bin("httpd-core"))
+            .current_dir(sb.path())
+            .arg("-f")
+            .arg(&conf_path),
+    );
+    let line = server.wait_for_line("listening on http://");
+    let addr = line
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("address in the ready line");
+    server.wait_for_line("ready");
+    Core {
+        server,
+        addr,
+        conf: conf_path,
+    }
+}
+
+/// A sandbox with a docroot `www/` holding a few files, and a secret outside it.
+fn site() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("www/index.html", "<h1>home</h1>\n");
+    sb.write("www/hello.txt", "hello, world\n");
+    sb.write("www/digits.txt", "0123456789");
+    sb.write("www/sub/page.html", "sub page\n");
+    sb.write("www/.git/config", "[core] secret\n");
+    sb.write("www/.well-known/security.txt", "Contact: me\n");
+    sb.write("secret.txt", "TOP SECRET\n");
+    sb
+}
+
+fn docroot(sb: &Sandbox) -> String {
+    format!("DocumentRoot \"{}\"\n", sb.path().join("www").display())
+}
+
+/// One request on a fresh connection; reads until the server closes (Connection: close).
+fn raw(addr: SocketAddr, req: &str) -> String {
+    raw_exchange(addr, req.as_bytes(), Duration::from_secs(10))
+}
+
+fn get(addr: SocketAddr, path: &str, extra: &str) -> String {
+    raw(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"),
+    )
+}
+
+fn status(resp: &str) -> u16 {
+    resp.get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {resp:?}"))
+}
+
+fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    let head = resp.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn body(resp: &str) -> &str {
+    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
 
 #[test]
 fn version_flag_answers() {
     let sb = Sandbox::new();
     let out = run("httpd-core", sb.path(), &["--version"]);
     assert_eq!(out.status, Some(0), "{out:?}");
+}
+
+#[test]
+fn get_head_and_validators() {
+    let sb = site();
+    let core = start(&sb, &docroot(&sb));
+    let a = core.addr;
+    let r = get(a, "/hello.txt", "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(body(&r), "hello, world\n");
+    assert_eq!(header(&r, "content-length"), Some("13"));
+    assert!(header(&r, "content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    assert!(header(&r, "date").is_some());
+    assert!(header(&r, "last-modified").is_some());
+    let etag = header(&r, "etag").unwrap().to_string();
+    assert!(etag.starts_with('"'), "strong etag: {etag}");
+    let lm = header(&r, "last-modified").unwrap().to_string();
+
+    let h = raw(
+        a,
+        "HEAD /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&h), 200);
+    assert_eq!(header(&h, "content-length"), Some("13"));
+    assert_eq!(body(&h), "", "HEAD has no body");
+
+    let r = get(a, "/hello.txt", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(status(&r), 304, "{r}");
+    assert_eq!(body(&r), "");
+    let r = get(a, "/hello.txt", &format!("If-Modified-Since: {lm}\r\n"));
+    assert_eq!(status(&r), 304, "{r}");
+    let r = get(a, "/hello.txt", "If-None-Match: \"other\"\r\n");
+    assert_eq!(status(&r), 200);
+    let r = get(a, "/hello.txt", "If-Match: \"other\"\r\n");
+    assert_eq!(status(&r), 412, "{r}");
+    let r = get(a, "/hello.txt", &format!("If-Match: {etag}\r\n"));
+    assert_eq!(status(&r), 200);
+    let r = get(
+        a,
+        "/hello.txt",
+        "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
+    );
+    assert_eq!(status(&r), 412, "{r}");
+    let r = get(a, "/missing.txt", "");
+    assert_eq!(status(&r), 404);
+    let r = get(a, "/", "");
+    assert_eq!(body(&r), "<h1>home</h1>\n", "DirectoryIndex");
+}
+
+#[test]
+fn byte_ranges() {
+    let sb = site();
+    let core = start(&sb, &docroot(&sb));
+    let a = core.addr;
+    let cases = [
+        ("bytes=0-3", 206, "0123", Some("bytes 0-3/10")),
+        ("bytes=7-", 206, "789", Some("bytes 7-9/10")),
+        ("bytes=-2", 206, "89", Some("bytes 8-9/10")),
+        (
+            "bytes=0-,0-,0-,0-,0-",
+            206,
+            "0123456789",
+            Some("bytes 0-9/10"),
+        ),
+        ("bytes=0-2,1-4", 206, "01234", Some("bytes 0-4/10")),
+        ("bytes=10-20", 416, "", Some("bytes */10")),
+        ("bytes=5-2", 200, "0123456789", None),
+    ];
+    for (range, want, want_body, cr) in cases {
+        let r = get(a, "/digits.txt", &format!("Range: {range}\r\n"));
+        assert_eq!(status(&r), want, "{range}: {r}");
+        if want != 416 {
+            assert_eq!(body(&r), want_body, "{range}");
+        }
+        assert_eq!(header(&r, "content-range"), cr, "{range}");
+    }
+    let r = get(a, "/digits.txt", "Range: bytes=0-1,5-6\r\n");
+    assert_eq!(status(&r), 206);
+    let ct = header(&r, "content-type").unwrap();
+    assert!(ct.starts_with("multipart/byteranges; boundary="), "{ct}");
+    let b = body(&r);
+    assert!(
+        b.contains("Content-Range: bytes 0-1/10\r\n\r\n01\r\n"),
+        "{b}"
+    );
+    assert!(
+        b.contains("Content-Range: bytes 5-6/10\r\n\r\n56\r\n"),
+        "{b}"
+    );
+    assert_eq!(
+        header(&r, "content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap(),
+        b.len()
+    );
+    // If-Range with a stale validator: the whole file.
+    let r = get(
+        a,
+        "/digits.txt",
+        "Range: bytes=0-1\r\nIf-Range: \"stale\"\r\n",
+    );
+    assert_eq!(status(&r), 200);
+    // More ranges than MaxRanges (200): the whole file, not 201 parts.
+    let many = vec!["0-0"; 201].join(",");
+    let r = get(a, "/digits.txt", &format!("Range: bytes={many}\r\n"));
+    assert_eq!(status(&r), 200);
+}
+
+#[test]
+fn traversal_payloads_never_escape() {
+    let sb = site();
+    let core = start(&sb, &docroot(&sb));
+    let a = core.addr;
+    let payloads = [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/secret.txt",
+        "/.%2e/secret.txt",
+        "/sub/../../secret.txt",
+        "/sub/%2e%2e/%2e%2e/secret.txt",
+        "/cgi-bin/.%2e/.%2e/.%2e/.%2e/secret.txt",
+        "/icons/.%%32%65/.%%32%65/secret.txt",
+        "/%252e%252e/secret.txt",
+        "/..%2fsecret.txt",
+        "/..%5csecret.txt",
+        "/..\\secret.txt",
+        "/%c0%ae%c0%ae/secret.txt",
+        "/%e0%80%ae%e0%80%ae/secret.txt",
+        "/hello.txt%00.html",
+        "//etc/passwd",
+        "/../../../../../../etc/passwd",
+        "/.git/config",
+        "/sub/../.git/config",
+        "/%2egit/config",
+    ];
+    for p in payloads {
+        let r = get(a, p, "");
+        let s = status(&r);
+        assert!(
+            matches!(s, 400 | 403 | 404),
+            "{p}: expected a refusal, got {s}"
+        );
+        assert!(!r.contains("TOP SECRET"), "{p} leaked the secret");
+        assert!(!r.contains("[core] secret"), "{p} leaked a dotfile");
+        assert!(!r.contains("root:"), "{p} leaked /etc/passwd");
+    }
+    // Absolute-form with a traversal in the path.
+    let r = raw(
+        a,
+        "GET http://localhost/../secret.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(!r.contains("TOP SECRET"));
+    let r = get(a, "/.well-known/security.txt", "");
+    assert_eq!(status(&r), 200, "{r}");
+}
+
+#[test]
+fn symlinks_need_followsymlinks_to_leave_the_root() {
+    let sb = site();
+    let www = sb.path().join("www");
+    std::os::unix::fs::symlink(sb.path().join("secret.txt"), www.join("out.txt")).unwrap();
+    std::os::unix::fs::symlink(www.join("hello.txt"), www.join("in.txt")).unwrap();
+    std::os::unix::fs::symlink(sb.path(), www.join("up")).unwrap();
+    let core = start(&sb, &docroot(&sb));
+    let r = get(core.addr, "/out.txt", "");
+    assert_eq!(status(&r), 403, "{r}");
+    let r = get(core.addr, "/up/secret.txt", "");
+    assert_eq!(status(&r), 403, "{r}");
+    let r = get(core.addr, "/in.txt", "");
+    assert_eq!(status(&r), 200, "a symlink inside the root is served");
+    drop(core);
+    let core = start(
+        &sb,
+        &format!(
+            "{}<Directory \"{}\">\nOptions FollowSymLinks\n</Directory>\n",
+            docroot(&sb),
+            www.display()
+        ),
+    );
+    let r = get(core.addr, "/out.txt", "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(body(&r), "TOP SECRET\n");
+}
+
+#[test]
+fn directories_slash_index_and_listing() {
+    let sb = site();
+    sb.write("www/list/<b>&x.txt", "x");
+    sb.write("www/list/b.txt", "y");
+    let www = sb.path().join("www");
+    let core = start(
+        &sb,
+        &format!(
+            "{}<Directory \"{}/list\">\nOptions Indexes\n</Directory>\n",
+            docroot(&sb),
+            www.display()
+        ),
+    );
+    let a = core.addr;
+    let r = get(a, "/sub?x=1", "");
+    assert_eq!(status(&r), 301);
+    assert_eq!(header(&r, "location"), Some("/sub/?x=1"));
+    let r = get(a, "/sub/", "");
+    assert_eq!(status(&r), 403, "no index, no Indexes");
+    let r = get(a, "/list/", "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(body(&r).contains("&lt;b&gt;&amp;x.txt"), "{r}");
+    assert!(!body(&r).contains("<b>&x"), "names are escaped");
+    let r = get(a, "/list/", "Accept: application/json\r\n");
+    assert!(header(&r, "content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    let v: serde_json::Value = serde_json::from_str(body(&r)).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["<b>&x.txt", "b.txt"]);
+}
+
+#[test]
+fn methods() {
+    let sb = site();
+    let core = start(&sb, &docroot(&sb));
+    let a = core.addr;
+    let r = raw(
+        a,
+        "POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&r), 405, "{r}");
+    assert_eq!(header(&r, "allow"), Some("GET, HEAD, OPTIONS"));
+    let r = raw(
+        a,
+        "OPTIONS /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&r), 200);
+    assert_eq!(header(&r, "allow"), Some("GET, HEAD, OPTIONS"));
+    let r = raw(
+        a,
+        "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    let r = raw(
+        a,
+        "TRACE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&r), 405, "TraceEnable is off by default");
+    let r = raw(
+        a,
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    );
+    assert_eq!(status(&r), 405, "{r}");
+    let r = raw(a, "GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(status(&r), 400, "{r}");
+}
+
+#[test]
+fn malformed_framing_is_refused_and_closed() {
+    let sb = site();
+    let log = sb.path().join("access.log");
+    let core = start(
+        &sb,
+        &format!(
+            "{}CustomLog \"{}\" combined\nLimitRequestLine 200\nLimitRequestFieldSize 200\nLimitRequestFields 20\nLimitRequestBody 10\n",
+            docroot(&sb),
+            log.display()
+        ),
+    );
+    let a = core.addr;
+    let smuggle = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n";
+    let cases: Vec<(String, u16)> = vec![
+        ("GET / HTTP/1.1\r\n\r\n".into(), 400),
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".into(), 400),
+        (
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(),
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n".into(),
+            400,
+        ),
+        ("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n".into(), 400),
+        ("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n".into(), 400),
+        (
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".into(),
+            400,
+        ),
+        ("GET /x HTTP/1.1\r\nHost x\r\n\r\n".into(), 400),
+        ("GARBAGE\r\n\r\n".into(), 400),
+        (format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(300)), 414),
+        (format!("{smuggle}X-Big: {}\r\n\r\n", "b".repeat(300)), 431),
+        (
+            format!("{smuggle}{}\r\n", (0..30).map(|i| format!("X-{i}: v\r\n")).collect::<String>()),
+            431,
+        ),
+        (
+            "POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789".into(),
+            413,
+        ),
+    ];
+    for (req, want) in &cases {
+        let r = raw(a, req);
+        assert_eq!(status(&r), *want, "{req:?} → {r}");
+        // The connection was closed (raw_exchange read to EOF well before its limit) and
+        // no second response was smuggled through.
+        assert_eq!(r.matches("HTTP/1.1 ").count(), 1, "{req:?} → {r}");
+    }
+    drop(core);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().any(|l| l.contains("\"-\" 400 ")),
+        "a malformed request is logged with %r as -:\n{text}"
+    );
+}
+
+#[test]
+fn keep_alive_pipelining_and_max_requests() {
+    let sb = site();
+    let core = start(&sb, &format!("{}MaxKeepAliveRequests 3\n", docroot(&sb)));
+    let mut s = TcpStream::connect(core.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let one = "GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    s.write_all(format!("{one}{one}{one}{one}").as_bytes())
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert_eq!(
+        text.matches("HTTP/1.1 200 OK").count(),
+        3,
+        "three pipelined answers, then close: {text}"
+    );
+    assert!(text.to_ascii_lowercase().contains("connection: close"));
+}
+
+#[test]
+fn slow_headers_and_idle_connections_are_cut_off() {
+    let sb = site();
+    let core = start(
+        &sb,
+        &format!(
+            "{}RequestReadTimeout header=1 body=1\nKeepAliveTimeout 1\n",
+            docroot(&sb)
+        ),
+    );
+    // Slowloris: a partial head, then nothing.
+    let mut s = TcpStream::connect(core.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let r = s.read_to_end(&mut buf);
+    assert!(
+        r.is_ok() || t.elapsed() < Duration::from_secs(15),
+        "closed by the server"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(14),
+        "header timeout fired"
+    );
+    // A kept-alive connection that stays idle.
+    let mut s = TcpStream::connect(core.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(b"GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+    assert!(
+        t.elapsed() < Duration::from_secs(14),
+        "keep-alive timeout fired"
+    );
+    // A connection that sends nothing at all.
+    let mut s = TcpStream::connect(core.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(t.elapsed() < Duration::from_secs(14));
+}
+
+#[test]
+fn access_log_combined_parses_in_goaccess() {
+    let goaccess = require_tool("goaccess");
+    let sb = site();
+    let log = sb.path().join("access.log");
+    let core = start(
+        &sb,
+        &format!("{}CustomLog \"{}\" combined\n", docroot(&sb), log.display()),
+    );
+    for p in ["/", "/hello.txt", "/missing", "/a%20b?q=\"x\"", "/sub"] {
+        get(
+            core.addr,
+            p,
+            "Referer: http://ref.example/\r\nUser-Agent: test \"agent\"\r\n",
+        );
+    }
+    raw(core.addr, "BAD\r\n\r\n");
+    drop(core);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 6, "{text}");
+    let re = regex_lite(&text);
+    assert!(re, "{text}");
+    let out = Command::new(goaccess)
+        .arg(&log)
+        .args(["--log-format=COMBINED", "-o", "json", "--no-global-config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["general"]["failed_requests"], 0, "{}", v["general"]);
+    assert_eq!(v["general"]["total_requests"], 6, "{}", v["general"]);
+}
+
+/// Every line looks like the combined format.
+fn regex_lite(text: &str) -> bool {
+    text.lines().all(|l| {
+        let parts: Vec<&str> = l.split('"').collect();
+        l.starts_with("127.0.0.1 - - [") && parts.len() >= 7
+    })
+}
+
+#[test]
+fn virtual_hosts_by_name_alias_and_absolute_form() {
+    let sb = site();
+    sb.write("a/index.html", "site A\n");
+    sb.write("b/index.html", "site B\n");
+    let p = sb.path().display();
+    let core = start(
+        &sb,
+        &format!(
+            "<VirtualHost *:*>\nServerName a.example\nDocumentRoot \"{p}/a\"\n</VirtualHost>\n<VirtualHost *:*>\nServerName b.example\nServerAlias *.b.example\nDocumentRoot \"{p}/b\"\n</VirtualHost>\n"
+        ),
+    );
+    let a = core.addr;
+    let host = |h: &str| {
+        raw(
+            a,
+            &format!("GET / HTTP/1.1\r\nHost: {h}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    assert_eq!(body(&host("a.example")), "site A\n");
+    assert_eq!(body(&host("B.Example:8080")), "site B\n");
+    assert_eq!(body(&host("www.b.example")), "site B\n");
+    assert_eq!(
+        body(&host("unknown.example")),
+        "site A\n",
+        "first vhost is the default"
+    );
+    let r = raw(
+        a,
+        "GET http://b.example/ HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(body(&r), "site B\n", "absolute-form authority wins");
+}
+
+#[test]
+fn alias_redirect_errordocument_headers_require() {
+    let sb = site();
+    sb.write("extra/file.txt", "from alias\n");
+    sb.write("www/errors/404.html", "custom not found\n");
+    let p = sb.path().display();
+    let core = start(
+        &sb,
+        &format!(
+            "{}Alias /extra/ \"{p}/extra/\"\nRedirect 301 /old /new\nRedirectMatch 302 ^/re/(.*)$ /to/$1\nErrorDocument 404 /errors/404.html\nHeader always set X-Test yes\n<Location /private>\nRequire all denied\n</Location>\n<Location /local>\n<RequireAll>\nRequire all granted\nRequire not ip 127.0.0.0/8\n</RequireAll>\n</Location>\n<Location /open>\nRequire ip 127.0.0.1\n</Location>\n",
+            docroot(&sb)
+        ),
+    );
+    let a = core.addr;
+    let r = get(a, "/extra/file.txt", "");
+    assert_eq!(body(&r), "from alias\n", "{r}");
+    let r = get(a, "/old/x", "");
+    assert_eq!(status(&r), 301);
+    assert_eq!(header(&r, "location"), Some("/new/x"));
+    let r = get(a, "/re/abc", "");
+    assert_eq!(status(&r), 302);
+    assert_eq!(header(&r, "location"), Some("/to/abc"));
+    let r = get(a, "/nothing-here", "");
+    assert_eq!(status(&r), 404);
+    assert_eq!(body(&r), "custom not found\n");
+    assert_eq!(header(&r, "x-test"), Some("yes"));
+    let r = get(a, "/hello.txt", "");
+    assert_eq!(header(&r, "x-test"), Some("yes"));
+    let r = get(a, "/private/x", "");
+    assert_eq!(status(&r), 403);
+    let r = get(a, "/local/x", "");
+    assert_eq!(status(&r), 403, "Require not ip denies loopback: {r}");
+    let r = get(a, "/open/missing", "");
+    assert_eq!(status(&r), 404, "Require ip allows loopback: {r}");
+}
+
+#[test]
+fn server_status_formats() {
+    let sb = site();
+    let core = start(
+        &sb,
+        &format!(
+            "{}<Location /server-status>\nSetHandler server-status\n</Location>\n",
+            docroot(&sb)
+        ),
+    );
+    get(core.addr, "/hello.txt", "");
+    let r = get(core.addr, "/server-status?json", "");
+    let v: serde_json::Value = serde_json::from_str(body(&r)).unwrap();
+    assert!(v["requests"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["status"]["2xx"].as_u64().unwrap() >= 1);
+    assert!(v["uptime_s"].is_u64());
+    let r = get(core.addr, "/server-status?auto", "");
+    assert!(body(&r).contains("Total Accesses: "), "{r}");
+    let r = get(core.addr, "/server-status", "");
+    assert!(body(&r).contains("<h1>Server Status</h1>"));
+}
+
+#[test]
+fn signals_reload_reopen_and_graceful_stop() {
+    let sb = site();
+    sb.write("v2/index.html", "version 2\n");
+    let log = sb.path().join("access.log");
+    let pid = sb.path().join("httpd.pid");
+    let base = format!(
+        "CustomLog \"{}\" common\nPidFile \"{}\"\n",
+        log.display(),
+        pid.display()
+    );
+    let mut core = start(&sb, &format!("{}{base}", docroot(&sb)));
+    assert_eq!(
+        sb.read("httpd.pid").trim(),
+        core.server.pid().to_string(),
+        "PidFile"
+    );
+    assert_eq!(body(&get(core.addr, "/", "")), "<h1>home</h1>\n");
+    // A reload with a new DocumentRoot.
+    std::fs::write(
+        &core.conf,
+        format!(
+            "Listen 127.0.0.1:0\nDocumentRoot \"{}/v2\"\n{base}",
+            sb.path().display()
+        ),
+    )
+    .unwrap();
+    signal(core.server.pid(), "HUP");
+    core.server.wait_for_line("configuration reloaded");
+    assert_eq!(body(&get(core.addr, "/", "")), "version 2\n");
+    // A broken config keeps the old one serving.
+    std::fs::write(&core.conf, "Listen 127.0.0.1:0\nDocumentRooot /nope\n").unwrap();
+    signal(core.server.pid(), "HUP");
+    core.server.wait_for_line("reload failed");
+    assert_eq!(body(&get(core.addr, "/", "")), "version 2\n");
+    // USR1: the log was moved away; a new file appears.
+    std::fs::rename(&log, sb.path().join("access.log.1")).unwrap();
+    signal(core.server.pid(), "USR1");
+    core.server.wait_for_line("log files reopened");
+    get(core.addr, "/", "");
+    assert!(log.exists(), "reopened log file");
+    signal(core.server.pid(), "TERM");
+    assert_eq!(core.server.wait_exit(Duration::from_secs(15)), Some(0));
+    assert!(!pid.exists(), "PidFile removed on exit");
+}
+
+#[test]
+fn config_test_flag() {
+    let sb = site();
+    sb.write("good.conf", format!("Listen 127.0.0.1:0\n{}", docroot(&sb)));
+    sb.write("bad.conf", "Listen 127.0.0.1:0\nDocumentRooot /x\n");
+    let out = run("httpd-core", sb.path(), &["-t", "-f", "good.conf"]);
+    assert_eq!(out.status, Some(0), "{out:?}");
+    assert!(out.stdout.contains("Syntax OK"));
+    let out = run("httpd-core", sb.path(), &["-t", "-f", "bad.conf"]);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    let out = run("httpd-core", sb.path(), &["-f", "bad.conf"]);
+    assert_eq!(out.status, Some(78), "{out:?}");
+    assert!(out.stderr.contains("httpd-core: error:"), "{out:?}");
+    let out = run("httpd-core", sb.path(), &["-f", "missing.conf"]);
+    assert_eq!(out.status, Some(66), "{out:?}");
+    // No -f and no ./httpd.conf: the embedded default validates.
+    let out = run("httpd-core", sb.path(), &["-t"]);
+    assert_eq!(out.status, Some(0), "{out:?}");
+}
+
+#[test]
+fn h2c_prior_knowledge_and_unix_socket() {
+    require_tool("curl");
+    let sb = site();
+    let sock = sb.path().join("core.sock");
+    let core = start(
+        &sb,
+        &format!(
+            "{}Protocols h2c http/1.1\nListen unix:{}\n",
+            docroot(&sb),
+            sock.display()
+        ),
+    );
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-o",
+            "-",
+            "-w",
+            "%{http_version}",
+        ])
+        .arg(format!("http://{}/hello.txt", core.addr))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, world\n2");
+    let out = Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(&sock)
+        .arg("http://localhost/hello.txt")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, world\n");
+    let h2load = require_tool("h2load");
+    let out = Command::new(h2load)
+        .args(["-n", "200", "-c", "2", "-m", "10"])
+        .arg(format!("http://{}/hello.txt", core.addr))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("200 succeeded"), "{text}");
+}
+
+#[test]
+fn proxy_protocol_gives_the_real_client_to_logs() {
+    let sb = site();
+    let log = sb.path().join("access.log");
+    let core = start(
+        &sb,
+        &format!(
+            "{}RemoteIPProxyProtocol On\nCustomLog \"{}\" \"%a %>s\"\n",
+            docroot(&sb),
+            log.display()
+        ),
+    );
+    let r = raw(
+        core.addr,
+        "PROXY TCP4 203.0.113.9 127.0.0.1 40000 80\r\nGET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    let r = raw(core.addr, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r, "", "no PROXY header: dropped");
+    drop(core);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "203.0.113.9 200\n");
+}
+
+#[test]
+fn large_file_streams_whole() {
+    let sb = site();
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    sb.write("www/big.bin", &big);
+    let core = start(&sb, &docroot(&sb));
+    let mut s = TcpStream::connect(core.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(&buf[split..], &big[..]);
 }
