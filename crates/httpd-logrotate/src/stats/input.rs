@@ -128,13 +128,21 @@ fn work(rx: Receiver<Chunk>, recycle: Sender<Vec<u8>>, plan: &Plan<'_>) -> Stats
     let mut stats = Stats::new(plan.exact, plan.top);
     for chunk in rx {
         let mut line_no = chunk.first_line;
-        for line in chunk.data.split(|&b| b == b'\n') {
+        let data = &chunk.data[..];
+        let mut start = 0;
+        while start < data.len() {
+            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
+            let line = &data[start..end];
+            start = end + 1;
             line_no += 1;
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let text = String::from_utf8_lossy(line);
+            let text = match std::str::from_utf8(line) {
+                Ok(s) => std::borrow::Cow::Borrowed(s),
+                Err(_) => String::from_utf8_lossy(line),
+            };
             match chunk.format.parse(&text) {
                 Some(rec) => stats.add(&rec, plan.filter),
                 None => stats.add_invalid(chunk.source, line_no, line),

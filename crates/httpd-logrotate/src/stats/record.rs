@@ -104,10 +104,6 @@ fn seconds_to_us(secs: f64) -> Option<u64> {
     (secs.is_finite() && secs >= 0.0).then(|| (secs * 1e6).round() as u64)
 }
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
-
 /// Parses Apache's `%t` body, `10/Oct/2000:13:55:36 -0700`, to (UTC unix seconds, offset).
 /// Written by hand: it runs once per line and chrono's format parser is several times slower.
 pub fn parse_clf_time(s: &str) -> Option<(i64, i32)> {
@@ -126,7 +122,21 @@ pub fn parse_clf_time(s: &str) -> Option<(i64, i32)> {
         Some(v)
     };
     let day = num(0..2)?;
-    let month = MONTHS.iter().position(|m| &b[3..6] == *m)? as i64 + 1;
+    let month = match [b[3], b[4], b[5]] {
+        [b'J', b'a', b'n'] => 1,
+        [b'F', b'e', b'b'] => 2,
+        [b'M', b'a', b'r'] => 3,
+        [b'A', b'p', b'r'] => 4,
+        [b'M', b'a', b'y'] => 5,
+        [b'J', b'u', b'n'] => 6,
+        [b'J', b'u', b'l'] => 7,
+        [b'A', b'u', b'g'] => 8,
+        [b'S', b'e', b'p'] => 9,
+        [b'O', b'c', b't'] => 10,
+        [b'N', b'o', b'v'] => 11,
+        [b'D', b'e', b'c'] => 12,
+        _ => return None,
+    };
     let year = num(7..11)?;
     let (h, m, sec) = (num(12..14)?, num(15..17)?, num(18..20)?);
     let sign = match b[21] {

@@ -310,7 +310,7 @@ fn traffic_chart(r: &Report) -> String {
 fn status_chart(r: &Report) -> String {
     let total: u64 = r.status_classes.values().sum();
     let mut s = String::from(
-        "<svg id=\"status-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"360\" height=\"220\" viewBox=\"0 0 360 220\" role=\"img\" aria-label=\"status classes\">",
+        "<svg id=\"status-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"420\" height=\"220\" viewBox=\"0 0 420 220\" role=\"img\" aria-label=\"status classes\">",
     );
     let (cx, cy, rad) = (110.0f64, 110.0f64, 80.0f64);
     let mut angle = -std::f64::consts::FRAC_PI_2;
