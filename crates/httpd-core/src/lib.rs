@@ -33,6 +33,6 @@ pub mod server;
 pub mod site;
 pub mod static_files;
 pub mod status;
-mod sys;
+pub mod sys;
 
 pub use error::Error;

@@ -107,7 +107,10 @@ fn check(
         }
     }
     let limits = &site.server;
-    let line_len = parts.method.as_str().len() + parts.uri.to_string().len() + 10;
+    let uri = &parts.uri;
+    let target_len = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len() + 8);
+    let line_len = parts.method.as_str().len() + target_len + 10;
     if line_len > limits.limit_request_line {
         return Err(StatusCode::URI_TOO_LONG);
     }
@@ -194,8 +197,8 @@ fn route(
         }
     }
     // Alias / AliasMatch, else the DocumentRoot.
-    let (fs_path, canonical_root) = map_path(host, &path);
-    let eff = host.effective(&path, Some(&fs_path));
+    let mapped = map_path(host, &path);
+    let eff = host.effective(&path, Some(&mapped.fs_path));
     for r in location_redirects(host, &path) {
         if let Some(resp) = try_redirect(r, &path, parts.uri.query()) {
             return with_headers(resp, &eff);
@@ -237,8 +240,7 @@ fn route(
                 url_path: &path,
                 raw_path: &raw_path,
                 query: parts.uri.query(),
-                fs_path,
-                canonical_root: &canonical_root,
+                mapped,
                 eff: &eff,
                 max_ranges: site.server.max_ranges,
             };
@@ -252,8 +254,17 @@ fn route(
     }
 }
 
-/// The filesystem path for a normalized URL path, and the root it must stay in.
-fn map_path(host: &Host, path: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+/// Where a URL path lives on disk: the path, the root it must stay in, and (when the
+/// root is a directory handle) the path relative to it for a kernel-checked open.
+pub struct Mapped<'h> {
+    pub fs_path: std::path::PathBuf,
+    pub canonical_root: &'h std::path::Path,
+    pub root_fd: Option<&'h std::os::fd::OwnedFd>,
+    pub rel: String,
+}
+
+/// The filesystem path for a normalized URL path: Alias/AliasMatch, else the DocumentRoot.
+fn map_path<'h>(host: &'h Host, path: &str) -> Mapped<'h> {
     for a in &host.aliases {
         if a.script {
             continue;
@@ -261,27 +272,33 @@ fn map_path(host: &Host, path: &str) -> (std::path::PathBuf, std::path::PathBuf)
         match &a.url {
             site::Matcher::Regex(_) => {
                 if let Some(target) = a.url.substitute(path, &a.target) {
-                    return (
-                        resolve::join(std::path::Path::new("/"), &target),
-                        a.canonical.clone(),
-                    );
+                    return Mapped {
+                        fs_path: resolve::join(std::path::Path::new("/"), &target),
+                        canonical_root: &a.canonical,
+                        root_fd: None,
+                        rel: String::new(),
+                    };
                 }
             }
             m => {
                 if let Some(n) = m.url_match_len(path) {
                     let rest = &path[n.min(path.len())..];
-                    return (
-                        resolve::join(std::path::Path::new(&a.target), rest),
-                        a.canonical.clone(),
-                    );
+                    return Mapped {
+                        fs_path: resolve::join(std::path::Path::new(&a.target), rest),
+                        canonical_root: &a.canonical,
+                        root_fd: a.root_fd.as_deref(),
+                        rel: rest.trim_matches('/').to_string(),
+                    };
                 }
             }
         }
     }
-    (
-        resolve::join(&host.document_root, path),
-        host.canonical_root.clone(),
-    )
+    Mapped {
+        fs_path: resolve::join(&host.document_root, path),
+        canonical_root: &host.canonical_root,
+        root_fd: host.root_fd.as_deref(),
+        rel: path.trim_matches('/').to_string(),
+    }
 }
 
 fn location_redirects<'h>(host: &'h Host, path: &str) -> Vec<&'h site::Redirect> {
@@ -377,8 +394,8 @@ fn local_error_document(
     site: &Site,
 ) -> Option<Response<Body>> {
     let path = resolve::normalize(url.split('?').next().unwrap_or(url)).ok()?;
-    let (fs_path, root) = map_path(host, &path);
-    let eff = host.effective(&path, Some(&fs_path));
+    let mapped = map_path(host, &path);
+    let eff = host.effective(&path, Some(&mapped.fs_path));
     let headers = HeaderMap::new();
     let req = StaticRequest {
         method: &Method::GET,
@@ -386,8 +403,7 @@ fn local_error_document(
         url_path: &path,
         raw_path: &path,
         query: None,
-        fs_path,
-        canonical_root: &root,
+        mapped,
         eff: &eff,
         max_ranges: site.server.max_ranges,
     };

@@ -118,7 +118,11 @@ fn host(
             literal(&a.url)?
         };
         let target = absolute(root, &a.path).to_string_lossy().into_owned();
+        let root_fd = (!a.regex && Path::new(&target).is_dir())
+            .then(|| crate::sys::open_dir(Path::new(&target)).map(Arc::new))
+            .flatten();
         aliases.push(Alias {
+            root_fd,
             canonical: canonical_root_of(&target),
             url,
             target,
@@ -181,6 +185,7 @@ fn host(
             .map(|n| strip_port(n).to_ascii_lowercase()),
         names,
         addrs,
+        root_fd: crate::sys::open_dir(&document_root).map(Arc::new),
         canonical_root: std::fs::canonicalize(&document_root)
             .unwrap_or_else(|_| document_root.clone()),
         document_root,

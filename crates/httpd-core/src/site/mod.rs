@@ -161,6 +161,8 @@ pub struct Host {
     pub document_root: PathBuf,
     /// The DocumentRoot with symlinks resolved, for the containment check.
     pub canonical_root: PathBuf,
+    /// The DocumentRoot opened as a directory handle, for kernel-checked opens.
+    pub root_fd: Option<Arc<std::os::fd::OwnedFd>>,
     pub conn: ConnConf,
     pub aliases: Vec<Alias>,
     pub redirects: Vec<Redirect>,
@@ -180,6 +182,7 @@ impl Host {
             names: Vec::new(),
             addrs: Vec::new(),
             canonical_root: std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone()),
+            root_fd: crate::sys::open_dir(&root).map(Arc::new),
             document_root: root,
             conn: ConnConf::default(),
             aliases: Vec::new(),
@@ -202,7 +205,9 @@ impl Host {
         let mut eff = Effective::default();
         eff.apply(&self.dir);
         if let Some(fs) = fs_path {
-            let dir_of = if fs.is_dir() {
+            // A URL ending in `/` names a directory; anything else is looked up as a
+            // file (a directory without the slash is redirected before it matters).
+            let dir_of = if url_path.ends_with('/') {
                 fs.to_path_buf()
             } else {
                 fs.parent().map(Path::to_path_buf).unwrap_or_default()
@@ -280,6 +285,8 @@ pub struct Alias {
     pub target: String,
     /// The directory served files must stay in (symlinks resolved).
     pub canonical: PathBuf,
+    /// The target directory's handle (prefix Alias to a directory only).
+    pub root_fd: Option<Arc<std::os::fd::OwnedFd>>,
     pub script: bool,
 }
 

@@ -10,8 +10,7 @@ pub mod range;
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,6 +19,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
 use crate::body::{Body, Part};
+use crate::pipeline::Mapped;
 use crate::resolve;
 use crate::site::Effective;
 use range::RangeDecision;
@@ -40,10 +40,8 @@ pub struct StaticRequest<'a> {
     /// The path as the client sent it (still encoded), for redirects.
     pub raw_path: &'a str,
     pub query: Option<&'a str>,
-    /// The filesystem path the URL maps to (root joined with the path).
-    pub fs_path: PathBuf,
-    /// The canonical root the file must stay in (DocumentRoot or Alias target).
-    pub canonical_root: &'a Path,
+    /// Where the URL lives on disk, and the root it must stay in.
+    pub mapped: Mapped<'a>,
     pub eff: &'a Effective,
     pub max_ranges: usize,
 }
@@ -89,25 +87,69 @@ pub enum Outcome {
     BadRequest,
 }
 
+/// An opened file or directory, or why not.
+enum Opened {
+    Ok(File, std::fs::Metadata),
+    NotFound,
+    Forbidden,
+}
+
+/// Opens `rel` under the request's root, applying the symlink rule: with a root handle the
+/// kernel refuses any escape (openat2 RESOLVE_BENEATH) in one syscall; when it refuses,
+/// or there is no handle, the canonical path decides (a symlink leaving the root only
+/// with `Options FollowSymLinks`).
+fn open_checked(r: &StaticRequest, fs_path: &Path, rel: &str) -> Opened {
+    if let Some(fd) = r.mapped.root_fd {
+        match crate::sys::open_beneath(fd, rel) {
+            Ok(f) => {
+                return match f.metadata() {
+                    Ok(m) => Opened::Ok(f, m),
+                    Err(_) => Opened::NotFound,
+                }
+            }
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG) => {
+                    return Opened::NotFound
+                }
+                Some(libc::EACCES) | Some(libc::EPERM) => return Opened::Forbidden,
+                // EXDEV/ELOOP (the path leaves the root, or an absolute symlink), ENOSYS:
+                // decide by the canonical path below.
+                _ => {}
+            },
+        }
+    }
+    let meta = match std::fs::metadata(fs_path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Opened::Forbidden,
+        Err(_) => return Opened::NotFound,
+    };
+    if fs_path != r.mapped.canonical_root
+        && !r.eff.options.follow_symlinks
+        && resolve::escapes_root(r.mapped.canonical_root, fs_path)
+    {
+        return Opened::Forbidden;
+    }
+    match File::open(fs_path) {
+        Ok(f) => Opened::Ok(f, meta),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Opened::Forbidden,
+        Err(_) => Opened::NotFound,
+    }
+}
+
 /// Maps the request to an outcome. The security rules of [`resolve`] have already
-/// produced `fs_path`; here the symlink rule is applied and the file's state decided.
+/// produced the mapped path; here the symlink rule is applied and the file's state decided.
 pub fn decide(r: &StaticRequest) -> Outcome {
     if resolve::is_denied_dotfile(r.url_path) {
         return Outcome::NotFound;
     }
-    let meta = match std::fs::metadata(&r.fs_path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Outcome::Forbidden,
-        Err(_) => return Outcome::NotFound,
+    let (file, meta) = match open_checked(r, &r.mapped.fs_path, &r.mapped.rel) {
+        Opened::Ok(f, m) => (f, m),
+        Opened::NotFound => return Outcome::NotFound,
+        Opened::Forbidden => return Outcome::Forbidden,
     };
-    if r.fs_path != r.canonical_root
-        && !r.eff.options.follow_symlinks
-        && resolve::escapes_root(r.canonical_root, &r.fs_path)
-    {
-        return Outcome::Forbidden;
-    }
     let method_ok = matches!(*r.method, Method::GET | Method::HEAD);
     if meta.is_dir() {
+        drop(file);
         if !r.url_path.ends_with('/') {
             if !r.eff.directory_slash {
                 return Outcome::NotFound;
@@ -126,14 +168,15 @@ pub fn decide(r: &StaticRequest) -> Outcome {
             if index.contains('/') || index.starts_with('.') {
                 continue;
             }
-            let candidate = r.fs_path.join(index);
-            if let Ok(m) = std::fs::metadata(&candidate) {
+            let candidate = r.mapped.fs_path.join(index);
+            let rel = if r.mapped.rel.is_empty() {
+                index.clone()
+            } else {
+                format!("{}/{index}", r.mapped.rel)
+            };
+            if let Opened::Ok(f, m) = open_checked(r, &candidate, &rel) {
                 if m.is_file() {
-                    let sub = StaticRequest {
-                        fs_path: candidate,
-                        ..*r
-                    };
-                    return file_outcome(&sub, m);
+                    return file_outcome(r, &candidate, f, m);
                 }
             }
         }
@@ -143,7 +186,7 @@ pub fn decide(r: &StaticRequest) -> Outcome {
         if !method_ok {
             return non_get(r.method);
         }
-        return match listing::read(&r.fs_path) {
+        return match listing::read(&r.mapped.fs_path) {
             Ok(entries) => Outcome::Listing {
                 url_path: r.url_path.to_string(),
                 entries,
@@ -161,7 +204,7 @@ pub fn decide(r: &StaticRequest) -> Outcome {
         // `/file.html/` names a directory that does not exist.
         return Outcome::NotFound;
     }
-    file_outcome(r, meta)
+    file_outcome(r, &r.mapped.fs_path, file, meta)
 }
 
 fn non_get(method: &Method) -> Outcome {
@@ -172,7 +215,7 @@ fn non_get(method: &Method) -> Outcome {
     }
 }
 
-fn file_outcome(r: &StaticRequest, meta: std::fs::Metadata) -> Outcome {
+fn file_outcome(r: &StaticRequest, path: &Path, file: File, meta: std::fs::Metadata) -> Outcome {
     if !matches!(*r.method, Method::GET | Method::HEAD) {
         return non_get(r.method);
     }
@@ -195,13 +238,7 @@ fn file_outcome(r: &StaticRequest, meta: std::fs::Metadata) -> Outcome {
         }
         _ => None,
     };
-    let file = match File::open(&r.fs_path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Outcome::Forbidden,
-        Err(_) => return Outcome::NotFound,
-    };
-    let name = r
-        .fs_path
+    let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
@@ -452,10 +489,11 @@ fn file_response(f: FileOutcome) -> Response<Body> {
 }
 
 /// A whole file: small ones read now in one syscall, large ones streamed.
-fn whole_file(mut file: File, len: u64) -> Body {
+fn whole_file(file: File, len: u64) -> Body {
     if len <= SMALL_FILE {
-        let mut buf = Vec::with_capacity(len as usize);
-        if file.read_to_end(&mut buf).is_ok() && buf.len() as u64 == len {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; len as usize];
+        if file.read_exact_at(&mut buf, 0).is_ok() {
             return Body::full(buf);
         }
     }
