@@ -1004,3 +1004,63 @@ fn html_report_renders_in_chromium() {
     );
     assert!(dom.contains(&reqs.len().to_string()), "request count shown");
 }
+
+/// Live mode: every line reaches the rotator's file, and the running report is written at
+/// each interval while input is still open, then once more at the end.
+#[test]
+fn live_tee_rotates_and_keeps_a_running_report() {
+    let sb = Sandbox::new();
+    let reqs = generate(600, 29, START);
+    let (first, _) = render(&reqs[..400], Req::combined, 0);
+    let (second, _) = render(&reqs[400..], Req::combined, 0);
+    let pattern = sb.path().join("logs/access.log");
+    let stats_file = sb.path().join("stats.json");
+    let mut child = Command::new(bin("httpd-logrotate"))
+        .current_dir(sb.path())
+        .args(["--stats", "--exact", "--interval", "0.1", "--tee"])
+        .arg(&pattern)
+        .arg("--stats-file")
+        .arg(&stats_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn live mode");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(first.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // The report of the first part appears while stdin is still open.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let seen = std::fs::read_to_string(&stats_file)
+            .ok()
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .and_then(|v| v["requests"].as_u64());
+        if seen == Some(400) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no interval report of 400 requests (last: {seen:?})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    stdin.write_all(second.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats_file).unwrap()).unwrap();
+    assert_eq!(report["requests"], 600);
+    assert_eq!(
+        obj_counts(&report["status"]),
+        count_by(&reqs, |r| r.status.to_string())
+    );
+    assert_eq!(report["unique_visitors"], visitors(&reqs, 3600));
+    let written = std::fs::read_to_string(&pattern).expect("the rotator wrote PATTERN");
+    assert_eq!(written, format!("{first}{second}"), "every line, unchanged");
+}

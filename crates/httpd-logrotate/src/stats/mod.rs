@@ -7,6 +7,7 @@
 //!   and `--no-crawlers` filters.
 //! - [`aggregate`]: per-thread totals and their merge; [`topk`] and [`hll`] bound memory.
 //! - [`report`]: the report model and its text, JSON and HTML writers.
+//! - [`live`]: `--tee PATTERN`: rotate through the rotator and keep a running report.
 //! - [`error`]: what can stop a run, and its exit code.
 
 pub mod aggregate;
@@ -15,6 +16,7 @@ pub mod filter;
 pub mod format;
 pub mod hll;
 pub mod input;
+pub mod live;
 pub mod record;
 pub mod report;
 pub mod topk;
@@ -85,6 +87,34 @@ pub struct Args {
     /// Parser threads (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Live mode: pass stdin on to the rotator (`httpd-logrotate PATTERN`) and keep a
+    /// running report in --stats-file.
+    #[arg(long, value_name = "PATTERN", requires = "stats_file", conflicts_with_all = ["files", "json", "html"])]
+    tee: Option<OsString>,
+    /// Live mode: write the report every INTERVAL (seconds, or 10s, 5m, 1h).
+    #[arg(long, value_name = "INTERVAL", default_value = "10s", requires = "tee")]
+    interval: String,
+    /// Live mode: the JSON report file, replaced atomically at each interval and at the end.
+    #[arg(long, value_name = "FILE", requires = "tee")]
+    stats_file: Option<PathBuf>,
+    /// Live mode, passed to the rotator: rotate at every interval boundary.
+    #[arg(long, value_name = "INTERVAL", requires = "tee")]
+    every: Option<OsString>,
+    /// Live mode, passed to the rotator: rotate before a file grows past SIZE.
+    #[arg(long, value_name = "SIZE", requires = "tee")]
+    max_size: Option<OsString>,
+    /// Live mode, passed to the rotator: keep at most N files.
+    #[arg(long, value_name = "N", requires = "tee")]
+    keep: Option<OsString>,
+    /// Live mode, passed to the rotator: gzip closed files.
+    #[arg(long, requires = "tee")]
+    compress: bool,
+    /// Live mode, passed to the rotator: a symbolic link to the current file.
+    #[arg(long, value_name = "PATH", requires = "tee")]
+    link: Option<OsString>,
+    /// Live mode, passed to the rotator: run CMD after each rotation.
+    #[arg(long, value_name = "CMD", requires = "tee")]
+    on_rotate: Option<OsString>,
     /// Log files (plain, .gz or .zst); stdin when none.
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -107,6 +137,7 @@ struct Config {
     bucket: Option<i64>,
     exact: bool,
     threads: usize,
+    live: Option<live::Live>,
 }
 
 impl Config {
@@ -148,6 +179,34 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             no_crawlers: a.no_crawlers,
         };
+        let live = match a.tee {
+            None => None,
+            Some(pattern) => {
+                let mut rotate_args: Vec<OsString> = Vec::new();
+                for (flag, value) in [
+                    ("--every", a.every),
+                    ("--max-size", a.max_size),
+                    ("--keep", a.keep),
+                    ("--link", a.link),
+                    ("--on-rotate", a.on_rotate),
+                ] {
+                    if let Some(v) = value {
+                        rotate_args.push(flag.into());
+                        rotate_args.push(v);
+                    }
+                }
+                if a.compress {
+                    rotate_args.push("--compress".into());
+                }
+                rotate_args.push("--".into());
+                rotate_args.push(pattern);
+                Some(live::Live {
+                    rotate_args,
+                    interval: live::parse_interval(&a.interval)?,
+                    stats_file: a.stats_file.expect("clap requires --stats-file with --tee"),
+                })
+            }
+        };
         let output = match (a.json, a.html) {
             (true, _) => Output::Json,
             (false, Some(p)) => Output::Html(p),
@@ -180,6 +239,7 @@ impl Config {
             }),
             exact: a.exact,
             threads,
+            live,
         })
     }
 }
@@ -204,7 +264,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
         }
     };
     match run(args) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("httpd-logrotate: error: {e}");
             let mut source = std::error::Error::source(&e);
@@ -220,8 +280,18 @@ pub fn main(args: Vec<OsString>) -> u8 {
     }
 }
 
-fn run(args: Args) -> Result<(), StatsError> {
+fn run(args: Args) -> Result<u8, StatsError> {
     let cfg = Config::from_args(args)?;
+    if let Some(l) = &cfg.live {
+        let settings = live::Settings {
+            format: cfg.format.clone(),
+            filter: &cfg.filter,
+            exact: cfg.exact,
+            top: cfg.top,
+            bucket: cfg.bucket,
+        };
+        return live::run(l, &settings);
+    }
     let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let total_size: u64 = cfg
         .sources
@@ -256,7 +326,7 @@ fn run(args: Args) -> Result<(), StatsError> {
         name: "stdout".to_string(),
         source: e,
     };
-    match &cfg.output {
+    let written = match &cfg.output {
         Output::Json => {
             let mut out = std::io::stdout().lock();
             report::json::write(&report, &mut out)
@@ -283,5 +353,6 @@ fn run(args: Args) -> Result<(), StatsError> {
                 })
             }
         }
-    }
+    };
+    written.map(|()| 0)
 }
