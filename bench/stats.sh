@@ -89,8 +89,10 @@ checks = [
     ("invalid", gen["failed_requests"], o["invalid"]),
     ("bytes", gen["bandwidth"], o["bytes"]),
     ("unique visitors", gen["unique_visitors"], o["unique_visitors"]),
-    ("unique clients", len(g["hosts"]["data"]) if "hosts" in g else None, o["unique_clients"]),
 ]
+# GoAccess's JSON lists at most 366 hosts: compare the top ten.
+for i, (h, c) in enumerate(zip(g["hosts"]["data"][:10], o["top_clients"][:10])):
+    checks.append((f"top client #{i + 1} hits ({h['data']} / {c['client']})", h["hits"]["count"], c["hits"]))
 codes = {}
 for cls in g["status_codes"]["data"]:
     for item in cls["items"]:

@@ -232,7 +232,11 @@ impl Stats {
             self.last = Some(self.last.map_or(t, |l| l.max(t)));
             self.count_minute(t.div_euclid(60), r.bytes);
         }
-        // GoAccess's unique visitor: same IP, same day (as the log writes it), same agent.
+        // GoAccess's unique visitor: same IP, same day (as the log writes it), same agent;
+        // like GoAccess (without --4xx-to-unique-count), client errors do not make one.
+        if r.status / 100 == 4 {
+            return;
+        }
         let day = r
             .time
             .map_or(0, |t| (t + r.offset as i64).div_euclid(86400));
