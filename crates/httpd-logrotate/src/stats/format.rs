@@ -121,7 +121,12 @@ impl Format {
             .filter(|l| !l.trim().is_empty())
             .take(200)
             .collect();
-        let mut best = (0usize, 0usize);
+        // Nothing parses: combined, the most common format, so the lines count as invalid.
+        let combined = candidates
+            .iter()
+            .position(|f| f.name() == "combined")
+            .expect("combined is a candidate");
+        let mut best = (combined, 0usize);
         for (i, format) in candidates.iter().enumerate() {
             let ok = lines.iter().filter(|l| format.parse(l).is_some()).count();
             if ok > best.1 {

@@ -232,3 +232,40 @@ fn read_retry(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Plain, gzip (two members) and zstd inputs all read back as the same text, whatever
+    /// their file names say.
+    #[test]
+    fn decompresses_by_magic_bytes() {
+        let text = b"line one\nline two\n".repeat(1000);
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = Vec::new();
+        for half in [&text[..9000], &text[9000..]] {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(half).unwrap();
+            gz.extend(e.finish().unwrap());
+        }
+        let zst = zstd::encode_all(&text[..], 3).unwrap();
+        for (name, bytes) in [("plain.log", text.clone()), ("a.log", gz), ("b.txt", zst)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let counter = Arc::new(AtomicU64::new(0));
+            let mut out = Vec::new();
+            open(&Source { path: Some(path) }, Arc::clone(&counter))
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, text, "{name}");
+            assert_eq!(
+                counter.load(Ordering::Relaxed),
+                bytes.len() as u64,
+                "{name}: raw bytes counted"
+            );
+        }
+    }
+}
