@@ -487,7 +487,7 @@ fn access_log_combined_parses_in_goaccess() {
         &sb,
         &format!("{}CustomLog \"{}\" combined\n", docroot(&sb), log.display()),
     );
-    for p in ["/", "/hello.txt", "/missing", "/a%20b?q=\"x\"", "/sub"] {
+    for p in ["/", "/hello.txt", "/missing", "/a%20b?q=%22x%22", "/sub"] {
         get(
             core.addr,
             p,
@@ -761,4 +761,152 @@ fn large_file_streams_whole() {
     s.read_to_end(&mut buf).unwrap();
     let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert_eq!(&buf[split..], &big[..]);
+}
+
+#[test]
+fn compression_precompressed_and_on_the_fly() {
+    let sb = site();
+    let css = "body { color: red; }\n".repeat(40);
+    sb.write("www/style.css", &css);
+    sb.write("www/app.js", "console.log('plain');\n".repeat(20));
+    sb.write("www/app.js.br", "BROTLI-BYTES");
+    let core = start(&sb, &docroot(&sb));
+    let r = get(core.addr, "/app.js", "Accept-Encoding: gzip, br\r\n");
+    assert_eq!(status(&r), 200);
+    assert_eq!(header(&r, "content-encoding"), Some("br"));
+    assert_eq!(header(&r, "vary"), Some("Accept-Encoding"));
+    assert_eq!(body(&r), "BROTLI-BYTES");
+    let r = get(core.addr, "/app.js", "");
+    assert_eq!(header(&r, "content-encoding"), None);
+    assert!(body(&r).starts_with("console.log"));
+    let r = get(core.addr, "/style.css", "Accept-Encoding: gzip\r\n");
+    assert_eq!(header(&r, "content-encoding"), Some("gzip"), "{r}");
+    let len: usize = header(&r, "content-length").unwrap().parse().unwrap();
+    assert!(len < css.len(), "compressed");
+    let out = Command::new(require_tool("curl"))
+        .args(["-s", "--compressed"])
+        .arg(format!("http://{}/style.css", core.addr))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), css);
+    let r = get(core.addr, "/style.css", "Accept-Encoding: gzip;q=0\r\n");
+    assert_eq!(header(&r, "content-encoding"), None);
+}
+
+#[test]
+fn max_request_workers_sheds_load() {
+    let sb = site();
+    let core = start(&sb, &format!("{}MaxRequestWorkers 2\n", docroot(&sb)));
+    let hold: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(core.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            s
+        })
+        .collect();
+    let r = get(core.addr, "/hello.txt", "");
+    assert_eq!(status(&r), 503, "{r}");
+    drop(hold);
+    // Once the held connections close, service resumes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = get(core.addr, "/hello.txt", "");
+        if status(&r) == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn piped_logger_is_restarted_and_json_log() {
+    let sb = site();
+    let piped = sb.path().join("piped.log");
+    let json = sb.path().join("json.log");
+    let core = start(
+        &sb,
+        &format!(
+            "{}CustomLog \"|head -n 1 >> {}\" common\nCustomLog \"{}\" json\n",
+            docroot(&sb),
+            piped.display(),
+            json.display()
+        ),
+    );
+    // The logger exits after one line; the server restarts it for later lines.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        get(core.addr, "/hello.txt?a=%22q%22", "User-Agent: ua\r\n");
+        let n = std::fs::read_to_string(&piped)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        if n >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "piped logger was not restarted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&piped).unwrap();
+    assert!(
+        text.lines()
+            .all(|l| l.contains("\"GET /hello.txt?a=%22q%22 HTTP/1.1\" 200 13")),
+        "{text}"
+    );
+    let first = std::fs::read_to_string(&json).unwrap();
+    let v: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["path"], "/hello.txt");
+    assert_eq!(v["query"], "a=%22q%22");
+    assert_eq!(v["user_agent"], "ua");
+    assert_eq!(v["bytes"], 13);
+}
+
+#[test]
+fn proxy_v2_alpn_h2_is_served_as_http2() {
+    let sb = site();
+    let core = start(&sb, &format!("{}RemoteIPProxyProtocol On\n", docroot(&sb)));
+    let mut hdr = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    hdr.extend_from_slice(&[0x21, 0x11]);
+    let mut block = vec![203, 0, 113, 5, 127, 0, 0, 1, 0x9c, 0x40, 0, 80];
+    block.extend_from_slice(&[0x01, 0, 2, b'h', b'2']);
+    hdr.extend_from_slice(&(block.len() as u16).to_be_bytes());
+    hdr.extend_from_slice(&block);
+    hdr.extend_from_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    hdr.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // an empty SETTINGS frame
+    let mut s = TcpStream::connect(core.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&hdr).unwrap();
+    let mut frame = [0u8; 9];
+    s.read_exact(&mut frame).unwrap();
+    assert_eq!(
+        frame[3], 4,
+        "the server's first frame is an HTTP/2 SETTINGS frame"
+    );
+}
+
+#[test]
+fn listens_on_ipv6() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        return; // no IPv6 loopback in this environment
+    }
+    let sb = site();
+    let conf = sb.write("v6.conf", format!("Listen [::1]:0\n{}", docroot(&sb)));
+    let server = Server::spawn(Command::new(bin("httpd-core")).arg("-f").arg(&conf));
+    let line = server.wait_for_line("listening on http://[::1]");
+    let addr: SocketAddr = line
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let r = get(addr, "/hello.txt", "");
+    assert_eq!(body(&r), "hello, world\n");
 }

@@ -198,14 +198,20 @@ fn run(source: Source, opts: LoadOptions) -> Result<(), Error> {
     let site = load_site(&source, &opts)?;
     init_tracing(&site);
     crate::sys::raise_nofile_limit();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            what: "cannot start the runtime".into(),
-            source,
-        })?;
+    // One CPU (as when pinned with taskset): a single-threaded runtime avoids the
+    // cross-thread wake-ups of the work-stealing one.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(cpus);
+        b
+    };
+    let rt = builder.enable_all().build().map_err(|source| Error::Io {
+        what: "cannot start the runtime".into(),
+        source,
+    })?;
     rt.block_on(serve(site, source, opts))
 }
 

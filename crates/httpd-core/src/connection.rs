@@ -96,13 +96,17 @@ impl ConnShared {
         Phase::from_u8(self.phase.load(Ordering::Acquire))
     }
 
-    /// Moves to `phase` and wakes the reader so it re-arms its deadline.
+    /// Moves to `phase`. The reader re-arms its deadline on its next poll: hyper polls the
+    /// read side again as soon as a response is done (that is where Idle is set), so no
+    /// wake-up is needed on the hot path; Body (a handler starting to read) wakes it.
     pub fn set_phase(&self, phase: Phase) {
         if self.phase() == Phase::Multiplexed {
             return;
         }
         self.phase.store(phase as u8, Ordering::Release);
-        self.waker.wake();
+        if phase == Phase::Body {
+            self.waker.wake();
+        }
     }
 }
 
@@ -313,8 +317,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<S> {
         Pin::new(&mut self.get_mut().stream).poll_flush(cx)
     }
 
+    /// Flushes only: the connection task closes the socket itself once hyper is done, after
+    /// logging a refused request, so the client's EOF comes after the log line is written
+    /// (and a lingering close can still follow).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
     }
 }
 

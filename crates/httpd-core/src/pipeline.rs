@@ -243,6 +243,7 @@ fn route(
                 mapped,
                 eff: &eff,
                 max_ranges: site.server.max_ranges,
+                cache: Some(&host.file_cache),
             };
             static_files::respond(static_files::decide(&req), trace)
         }
@@ -406,6 +407,7 @@ fn local_error_document(
         mapped,
         eff: &eff,
         max_ranges: site.server.max_ranges,
+        cache: None,
     };
     let _ = parts;
     match static_files::decide(&req) {

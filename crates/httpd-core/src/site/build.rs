@@ -196,6 +196,7 @@ fn host(
         sections,
         access_logs,
         requests: Default::default(),
+        file_cache: Default::default(),
     })
 }
 

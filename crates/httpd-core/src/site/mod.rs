@@ -172,6 +172,8 @@ pub struct Host {
     pub access_logs: Vec<Arc<AccessLog>>,
     /// Requests answered by this host (server-status).
     pub requests: std::sync::atomic::AtomicU64,
+    /// Small hot files (see [`crate::static_files::cache`]).
+    pub file_cache: crate::static_files::cache::FileCache,
 }
 
 impl Host {
@@ -191,6 +193,7 @@ impl Host {
             sections: Vec::new(),
             access_logs: Vec::new(),
             requests: Default::default(),
+            file_cache: Default::default(),
         }
     }
 

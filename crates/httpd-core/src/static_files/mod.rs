@@ -5,6 +5,7 @@
 //! Last-Modified), preconditions in the order of §13.2.2, ranges (§14), 405 with Allow
 //! (§15.5.6).
 
+pub mod cache;
 pub mod listing;
 pub mod range;
 
@@ -44,6 +45,8 @@ pub struct StaticRequest<'a> {
     pub mapped: Mapped<'a>,
     pub eff: &'a Effective,
     pub max_ranges: usize,
+    /// The host's small-file cache (None: do not cache, as for error documents).
+    pub cache: Option<&'a cache::FileCache>,
 }
 
 /// The validators of a file.
@@ -61,12 +64,22 @@ pub struct FileOutcome {
     pub content_type: String,
     pub validators: Validators,
     pub ranges: Option<Vec<(u64, u64)>>,
+    /// The Content-Encoding of what is sent (a precompressed sibling, or gzip now).
+    pub encoding: Option<&'static str>,
+    /// Compress the (small) file now.
+    pub gzip_now: bool,
+    /// The resource has encoded variants: `Vary: Accept-Encoding`.
+    pub vary: bool,
 }
 
 /// The decision for one request.
-#[derive(Debug)]
 pub enum Outcome {
     File(FileOutcome),
+    /// A small file from the cache, whole or in ranges.
+    Cached {
+        entry: std::sync::Arc<cache::Cached>,
+        ranges: Option<Vec<(u64, u64)>>,
+    },
     NotModified(Validators),
     PreconditionFailed,
     RangeNotSatisfiable {
@@ -89,7 +102,8 @@ pub enum Outcome {
 
 /// An opened file or directory, or why not.
 enum Opened {
-    Ok(File, std::fs::Metadata),
+    /// The bool says the kernel checked containment (the result may be cached).
+    Ok(File, std::fs::Metadata, bool),
     NotFound,
     Forbidden,
 }
@@ -103,7 +117,7 @@ fn open_checked(r: &StaticRequest, fs_path: &Path, rel: &str) -> Opened {
         match crate::sys::open_beneath(fd, rel) {
             Ok(f) => {
                 return match f.metadata() {
-                    Ok(m) => Opened::Ok(f, m),
+                    Ok(m) => Opened::Ok(f, m, true),
                     Err(_) => Opened::NotFound,
                 }
             }
@@ -130,7 +144,7 @@ fn open_checked(r: &StaticRequest, fs_path: &Path, rel: &str) -> Opened {
         return Opened::Forbidden;
     }
     match File::open(fs_path) {
-        Ok(f) => Opened::Ok(f, meta),
+        Ok(f) => Opened::Ok(f, meta, false),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Opened::Forbidden,
         Err(_) => Opened::NotFound,
     }
@@ -142,8 +156,11 @@ pub fn decide(r: &StaticRequest) -> Outcome {
     if resolve::is_denied_dotfile(r.url_path) {
         return Outcome::NotFound;
     }
-    let (file, meta) = match open_checked(r, &r.mapped.fs_path, &r.mapped.rel) {
-        Opened::Ok(f, m) => (f, m),
+    if let Some(o) = from_cache(r) {
+        return o;
+    }
+    let (file, meta, checked) = match open_checked(r, &r.mapped.fs_path, &r.mapped.rel) {
+        Opened::Ok(f, m, c) => (f, m, c),
         Opened::NotFound => return Outcome::NotFound,
         Opened::Forbidden => return Outcome::Forbidden,
     };
@@ -174,9 +191,9 @@ pub fn decide(r: &StaticRequest) -> Outcome {
             } else {
                 format!("{}/{index}", r.mapped.rel)
             };
-            if let Opened::Ok(f, m) = open_checked(r, &candidate, &rel) {
+            if let Opened::Ok(f, m, checked) = open_checked(r, &candidate, &rel) {
                 if m.is_file() {
-                    return file_outcome(r, &candidate, f, m);
+                    return file_outcome(r, &candidate, &rel, f, m, checked);
                 }
             }
         }
@@ -204,7 +221,39 @@ pub fn decide(r: &StaticRequest) -> Outcome {
         // `/file.html/` names a directory that does not exist.
         return Outcome::NotFound;
     }
-    file_outcome(r, &r.mapped.fs_path, file, meta)
+    file_outcome(r, &r.mapped.fs_path, &r.mapped.rel, file, meta, checked)
+}
+
+fn root_id(r: &StaticRequest) -> Option<usize> {
+    r.mapped.root_fd.map(|fd| fd as *const _ as usize)
+}
+
+/// A fresh cache entry for a plain GET/HEAD of a file, with preconditions and ranges
+/// applied; None to take the uncached path.
+fn from_cache(r: &StaticRequest) -> Option<Outcome> {
+    let cache = r.cache?;
+    if r.url_path.ends_with('/') || !matches!(*r.method, Method::GET | Method::HEAD) {
+        return None;
+    }
+    let entry = cache.get(root_id(r)?, &r.mapped.rel)?;
+    if entry.compressible && r.headers.contains_key(header::ACCEPT_ENCODING) {
+        return None;
+    }
+    if let Some(o) = preconditions(r.headers, &entry.validators) {
+        return Some(o);
+    }
+    let len = entry.body.len() as u64;
+    let ranges = match r.headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(h) if *r.method == Method::GET && if_range_holds(r.headers, &entry.validators) => {
+            match range::decide(h, len, r.max_ranges) {
+                RangeDecision::Full => None,
+                RangeDecision::Ranges(v) => Some(v),
+                RangeDecision::Unsatisfiable => return Some(Outcome::RangeNotSatisfiable { len }),
+            }
+        }
+        _ => None,
+    };
+    Some(Outcome::Cached { entry, ranges })
 }
 
 fn non_get(method: &Method) -> Outcome {
@@ -215,14 +264,68 @@ fn non_get(method: &Method) -> Outcome {
     }
 }
 
-fn file_outcome(r: &StaticRequest, path: &Path, file: File, meta: std::fs::Metadata) -> Outcome {
+fn file_outcome(
+    r: &StaticRequest,
+    path: &Path,
+    rel: &str,
+    file: File,
+    meta: std::fs::Metadata,
+    checked: bool,
+) -> Outcome {
     if !matches!(*r.method, Method::GET | Method::HEAD) {
         return non_get(r.method);
     }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let mut content_type = r.eff.mime_for(&name);
+    if let Some(cs) = &r.eff.default_charset {
+        if (content_type.starts_with("text/") || content_type == "application/javascript")
+            && !content_type.contains("charset")
+        {
+            content_type = format!("{content_type}; charset={cs}");
+        }
+    }
+    // Content coding: a precompressed sibling (`file.br`, `file.zst`, `file.gz`) when the
+    // client accepts it, else gzip on the fly for small text (RFC 9110 §8.4, §12.5.3).
+    let (mut file, mut meta) = (file, meta);
+    let compressible = is_compressible(&content_type);
+    let mut encoding = None;
+    let mut gzip_now = false;
+    if compressible {
+        if let Some(accept) = header_str(r.headers, header::ACCEPT_ENCODING) {
+            for (coding, ext) in [("br", "br"), ("zstd", "zst"), ("gzip", "gz")] {
+                if !accepts_coding(accept, coding) {
+                    continue;
+                }
+                let sibling = path.with_file_name(format!("{name}.{ext}"));
+                if let Opened::Ok(f, m, _) = open_checked(r, &sibling, &format!("{rel}.{ext}")) {
+                    if m.is_file() {
+                        (file, meta, encoding) = (f, m, Some(coding));
+                        break;
+                    }
+                }
+            }
+            if encoding.is_none()
+                && accepts_coding(accept, "gzip")
+                && (256..=SMALL_FILE).contains(&meta.len())
+                && !r.headers.contains_key(header::RANGE)
+            {
+                gzip_now = true;
+                encoding = Some("gzip");
+            }
+        }
+    }
     let len = meta.len();
     let last_modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    let mut etag = etag_for(len, last_modified);
+    if let Some(coding) = encoding {
+        // Each representation has its own validator.
+        etag.insert_str(etag.len() - 1, &format!("-{coding}"));
+    }
     let validators = Validators {
-        etag: etag_for(len, last_modified),
+        etag,
         last_modified,
     };
     if let Some(o) = preconditions(r.headers, &validators) {
@@ -238,16 +341,21 @@ fn file_outcome(r: &StaticRequest, path: &Path, file: File, meta: std::fs::Metad
         }
         _ => None,
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let mut content_type = r.eff.mime_for(&name);
-    if let Some(cs) = &r.eff.default_charset {
-        if (content_type.starts_with("text/") || content_type == "application/javascript")
-            && !content_type.contains("charset")
-        {
-            content_type = format!("{content_type}; charset={cs}");
+    if let (Some(cache), Some(root), None, true) = (r.cache, root_id(r), encoding, checked) {
+        if len <= cache::MAX_FILE {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; len as usize];
+            if file.read_exact_at(&mut buf, 0).is_ok() {
+                if let Some(c) = cache::Cached::new(
+                    Bytes::from(buf),
+                    validators.clone(),
+                    &content_type,
+                    compressible,
+                ) {
+                    let entry = cache.put(root, rel, c);
+                    return Outcome::Cached { entry, ranges };
+                }
+            }
         }
     }
     Outcome::File(FileOutcome {
@@ -256,7 +364,46 @@ fn file_outcome(r: &StaticRequest, path: &Path, file: File, meta: std::fs::Metad
         content_type,
         validators,
         ranges,
+        encoding,
+        gzip_now,
+        vary: compressible,
     })
+}
+
+/// Types worth compressing: text, and the structured text formats served as application/*.
+fn is_compressible(content_type: &str) -> bool {
+    let t = content_type.split(';').next().unwrap_or("").trim();
+    t.starts_with("text/")
+        || matches!(
+            t,
+            "application/javascript"
+                | "application/json"
+                | "application/xml"
+                | "application/xhtml+xml"
+                | "application/wasm"
+                | "image/svg+xml"
+                | "application/manifest+json"
+        )
+}
+
+/// Whether an Accept-Encoding value accepts `coding` (q=0 refuses; `*` accepts).
+fn accepts_coding(accept: &str, coding: &str) -> bool {
+    let mut star = false;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if name.eq_ignore_ascii_case(coding) {
+            return q > 0.0;
+        }
+        if name == "*" {
+            star = q > 0.0;
+        }
+    }
+    star
 }
 
 /// A strong validator from size and modification time in nanoseconds: it changes whenever
@@ -364,6 +511,7 @@ pub fn respond(outcome: Outcome, trace: bool) -> Response<Body> {
     let allow = if trace { ALLOW_WITH_TRACE } else { ALLOW };
     match outcome {
         Outcome::File(f) => file_response(f),
+        Outcome::Cached { entry, ranges } => cached_response(&entry, ranges),
         Outcome::NotModified(v) => {
             let mut resp = Response::new(Body::empty());
             *resp.status_mut() = StatusCode::NOT_MODIFIED;
@@ -428,6 +576,78 @@ pub fn respond(outcome: Outcome, trace: bool) -> Response<Body> {
     }
 }
 
+fn cached_response(c: &cache::Cached, ranges: Option<Vec<(u64, u64)>>) -> Response<Body> {
+    let len = c.body.len() as u64;
+    let mut resp = Response::new(Body::empty());
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, c.etag.clone());
+    h.insert(header::LAST_MODIFIED, c.last_modified.clone());
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if c.compressible {
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    match ranges {
+        None => {
+            h.insert(header::CONTENT_TYPE, c.content_type.clone());
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            *resp.body_mut() = Body::full(c.body.clone());
+        }
+        Some(ranges) if ranges.len() == 1 => {
+            let (a, b) = ranges[0];
+            h.insert(header::CONTENT_TYPE, c.content_type.clone());
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(b - a + 1));
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{len}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            *resp.body_mut() = Body::full(c.body.slice(a as usize..=b as usize));
+        }
+        Some(ranges) => {
+            let ct = c
+                .content_type
+                .to_str()
+                .unwrap_or("application/octet-stream");
+            let (parts, total, boundary) = multipart(&ranges, len, ct, |a, b| {
+                Part::Bytes(c.body.slice(a as usize..=b as usize))
+            });
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}"))
+            {
+                h.insert(header::CONTENT_TYPE, v);
+            }
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            *resp.body_mut() = Body::parts(parts);
+        }
+    }
+    resp
+}
+
+/// The parts of a multipart/byteranges body (RFC 9110 §14.6), its length and boundary.
+fn multipart(
+    ranges: &[(u64, u64)],
+    len: u64,
+    content_type: &str,
+    mut part: impl FnMut(u64, u64) -> Part,
+) -> (VecDeque<Part>, u64, String) {
+    let boundary = boundary();
+    let mut parts = VecDeque::new();
+    let mut total = 0u64;
+    for (i, (a, b)) in ranges.iter().enumerate() {
+        let head = format!(
+            "{}--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {a}-{b}/{len}\r\n\r\n",
+            if i == 0 { "" } else { "\r\n" },
+        );
+        total += head.len() as u64 + (b - a + 1);
+        parts.push_back(Part::Bytes(Bytes::from(head)));
+        parts.push_back(part(*a, *b));
+    }
+    let tail = format!("\r\n--{boundary}--\r\n");
+    total += tail.len() as u64;
+    parts.push_back(Part::Bytes(Bytes::from(tail)));
+    (parts, total, boundary)
+}
+
 fn file_response(f: FileOutcome) -> Response<Body> {
     let ct = HeaderValue::from_str(&f.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
@@ -435,6 +655,21 @@ fn file_response(f: FileOutcome) -> Response<Body> {
     let h = resp.headers_mut();
     validator_headers(h, &f.validators);
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if f.vary {
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    if let Some(coding) = f.encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    if f.gzip_now {
+        if let Some(gz) = gzip_file(&f.file, f.len) {
+            h.insert(header::CONTENT_TYPE, ct);
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(gz.len()));
+            *resp.body_mut() = Body::full(gz);
+            return resp;
+        }
+        h.remove(header::CONTENT_ENCODING);
+    }
     match f.ranges {
         None => {
             h.insert(header::CONTENT_TYPE, ct);
@@ -452,29 +687,13 @@ fn file_response(f: FileOutcome) -> Response<Body> {
             *resp.body_mut() = Body::file(Arc::new(f.file), a, b - a + 1);
         }
         Some(ranges) => {
-            // multipart/byteranges (RFC 9110 §14.6).
-            let boundary = boundary();
             let file = Arc::new(f.file);
-            let mut parts = VecDeque::new();
-            let mut total = 0u64;
-            for (i, (a, b)) in ranges.iter().enumerate() {
-                let head = format!(
-                    "{}--{boundary}\r\nContent-Type: {}\r\nContent-Range: bytes {a}-{b}/{}\r\n\r\n",
-                    if i == 0 { "" } else { "\r\n" },
-                    f.content_type,
-                    f.len
-                );
-                total += head.len() as u64 + (b - a + 1);
-                parts.push_back(Part::Bytes(Bytes::from(head)));
-                parts.push_back(Part::File {
+            let (parts, total, boundary) =
+                multipart(&ranges, f.len, &f.content_type, |a, b| Part::File {
                     file: Arc::clone(&file),
-                    offset: *a,
+                    offset: a,
                     len: b - a + 1,
                 });
-            }
-            let tail = format!("\r\n--{boundary}--\r\n");
-            total += tail.len() as u64;
-            parts.push_back(Part::Bytes(Bytes::from(tail)));
             if let Ok(v) =
                 HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}"))
             {
@@ -486,6 +705,17 @@ fn file_response(f: FileOutcome) -> Response<Body> {
         }
     }
     resp
+}
+
+/// Gzips a small file in memory.
+fn gzip_file(file: &File, len: u64) -> Option<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(5));
+    enc.write_all(&buf).ok()?;
+    enc.finish().ok()
 }
 
 /// A whole file: small ones read now in one syscall, large ones streamed.
@@ -547,9 +777,25 @@ mod tests {
                 None => "none",
                 Some(Outcome::NotModified(_)) => "304",
                 Some(Outcome::PreconditionFailed) => "412",
-                Some(o) => panic!("unexpected {o:?}"),
+                Some(_) => panic!("unexpected outcome for {h:?}"),
             };
             assert_eq!(got, want, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn accept_encoding_table() {
+        let cases = [
+            ("gzip", "gzip", true),
+            ("gzip;q=0", "gzip", false),
+            ("br, gzip;q=0.5", "gzip", true),
+            ("*", "br", true),
+            ("*;q=0, gzip", "br", false),
+            ("identity", "gzip", false),
+            ("GZIP", "gzip", true),
+        ];
+        for (h, c, want) in cases {
+            assert_eq!(accepts_coding(h, c), want, "{h} / {c}");
         }
     }
 
