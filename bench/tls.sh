@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# bench/tls.sh — httpd-tls against hitch and nginx's own TLS, side by side in one run.
+#
+# The same ECDSA P-256 certificate, the same 1 KiB file, TLS 1.3 only everywhere, every
+# server pinned to CPU $SERVER_CPU (default 0), the load generator to $CLIENT_CPU (1):
+#   ours       httpd-tls (release build) --proxy-protocol v2 -> nginx (plain, proxy_protocol)
+#   hitch      hitch (1 worker, write-proxy-v2)            -> nginx (plain, proxy_protocol)
+#   nginx      nginx terminating TLS itself
+# Both terminators send a PROXY v2 header to the same nginx backend (which is what httpd-core
+# sees in production). For the h2 row the terminators offer ALPN h2 only and forward to an
+# nginx h2c listener (also proxy_protocol).
+# Rows: ka50 (wrk -c50 keep-alive), close (wrk -c50 'Connection: close': a new TLS connection
+# per request; wrk resumes the session, so these are resumed TLS 1.3 handshakes), full (ab -c50:
+# new connection per request, no resumption: full handshakes), h2 (h2load -c50 -m10).
+# ROUNDS rounds, servers interleaved within each round, DUR seconds each; prints medians and
+# ours/peer ratios.
+#
+# Usage: bench/tls.sh            Env: DUR=5 ROUNDS=3 SCEN="ka50 close full h2" SERVER_CPU=0
+#                                     CLIENT_CPU=1 WORK=/tmp/httpd-bench-tls
+# Needs: nginx, hitch, wrk, ab (apache2-utils), h2load (nghttp2-client), openssl, cargo.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; SCEN=${SCEN:-"ka50 close full h2"}
+SCPU=${SERVER_CPU:-0}; CCPU=${CLIENT_CPU:-1}
+WORK=${WORK:-/tmp/httpd-bench-tls}
+P_BACK=19081 P_BACK_H2=19091 P_NGINX=19443 P_HITCH=19444 P_HITCH_H2=19445 P_OURS=19446 P_OURS_H2=19447
+
+for t in nginx hitch wrk ab h2load openssl cargo; do
+  command -v "$t" >/dev/null || { echo "bench/tls.sh: $t is not installed" >&2; exit 1; }
+done
+mkdir -p "$WORK/www" "$WORK/tls" "$WORK/run" "$WORK/raw"
+ulimit -n "$(ulimit -Hn)"
+
+echo "building httpd-tls (release)..." >&2
+(cd "$ROOT" && cargo build --quiet --release -p httpd-tls)
+OURS_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/httpd-tls"
+
+head -c 1024 /dev/zero | tr '\0' 'x' > "$WORK/www/index.html"
+if [ ! -f "$WORK/tls/cert.pem" ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
+    -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
+  cat "$WORK/tls/cert.pem" "$WORK/tls/key.pem" > "$WORK/tls/combined.pem"
+  chmod 644 "$WORK/tls/"*.pem
+fi
+
+cat > "$WORK/run/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+pid $WORK/run/nginx.pid;
+error_log $WORK/run/nginx-error.log warn;
+events { worker_connections 19000; }
+http {
+    default_type text/html;
+    access_log off;
+    sendfile on;
+    keepalive_timeout 120s;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/run/body;
+    proxy_temp_path $WORK/run/proxy;
+    fastcgi_temp_path $WORK/run/fastcgi;
+    uwsgi_temp_path $WORK/run/uwsgi;
+    scgi_temp_path $WORK/run/scgi;
+    server { listen 127.0.0.1:$P_BACK proxy_protocol backlog=4096; root $WORK/www; }
+    server { listen 127.0.0.1:$P_BACK_H2 proxy_protocol http2 backlog=4096; root $WORK/www; }
+    server {
+        listen 127.0.0.1:$P_NGINX ssl http2 backlog=4096;
+        ssl_certificate     $WORK/tls/cert.pem;
+        ssl_certificate_key $WORK/tls/key.pem;
+        ssl_protocols TLSv1.3;
+        root $WORK/www;
+    }
+}
+EOF
+hitch_conf() { # PORT BACKEND ALPN
+  cat <<EOF
+frontend = "[127.0.0.1]:$1"
+backend = "[127.0.0.1]:$2"
+pem-file = "$WORK/tls/combined.pem"
+tls-protos = TLSv1.3
+alpn-protos = "$3"
+write-proxy-v2 = on
+workers = 1
+backlog = 4096
+daemon = off
+user = "nobody"
+log-level = 0
+EOF
+}
+hitch_conf $P_HITCH $P_BACK "http/1.1" > "$WORK/run/hitch.conf"
+hitch_conf $P_HITCH_H2 $P_BACK_H2 "h2" > "$WORK/run/hitch-h2.conf"
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+start() { # NAME PORT CMD...
+  local name=$1 port=$2; shift 2
+  taskset -c "$SCPU" "$@" > "$WORK/run/$name.out" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    ss -Hltn "sport = :$port" | grep -q LISTEN && return
+    sleep 0.1
+  done
+  echo "$name did not start; see $WORK/run/$name.out" >&2; tail -5 "$WORK/run/$name.out" >&2; exit 1
+}
+start nginx $P_NGINX nginx -p "$WORK/run" -c "$WORK/run/nginx.conf"
+start hitch $P_HITCH hitch --config="$WORK/run/hitch.conf"
+start hitch-h2 $P_HITCH_H2 hitch --config="$WORK/run/hitch-h2.conf"
+ours=(--cert "$WORK/tls/cert.pem" --key "$WORK/tls/key.pem" --min-tls 1.3 --proxy-protocol v2)
+start ours $P_OURS "$OURS_BIN" --listen 127.0.0.1:$P_OURS --backend 127.0.0.1:$P_BACK --alpn http/1.1 "${ours[@]}"
+start ours-h2 $P_OURS_H2 "$OURS_BIN" --listen 127.0.0.1:$P_OURS_H2 --backend 127.0.0.1:$P_BACK_H2 --alpn h2 "${ours[@]}"
+
+for p in $P_OURS $P_HITCH $P_NGINX; do
+  curl -sk -o /dev/null --fail --max-time 5 "https://127.0.0.1:$p/index.html" \
+    || { echo "no answer on :$p" >&2; exit 1; }
+done
+
+url() { # SCEN SERVER
+  case $1:$2 in
+    h2:ours) echo "https://127.0.0.1:$P_OURS_H2/index.html" ;;
+    h2:hitch) echo "https://127.0.0.1:$P_HITCH_H2/index.html" ;;
+    *:ours) echo "https://127.0.0.1:$P_OURS/index.html" ;;
+    *:hitch) echo "https://127.0.0.1:$P_HITCH/index.html" ;;
+    *:nginx) echo "https://127.0.0.1:$P_NGINX/index.html" ;;
+  esac
+}
+measure() { # SCEN URL DURATION -> prints requests/s
+  local c=(taskset -c "$CCPU")
+  case $1 in
+    ka50) "${c[@]}" wrk -t1 -c50 -d"$3s" "$2" | awk '/^Requests\/sec/ {print $2}' ;;
+    close) "${c[@]}" wrk -t1 -c50 -d"$3s" -H 'Connection: close' "$2" | awk '/^Requests\/sec/ {print $2}' ;;
+    full) "${c[@]}" ab -q -c50 -t"$3" -n1000000 "$2" 2>/dev/null | awk '/^Requests per second/ {print $4}' ;;
+    h2) "${c[@]}" h2load -t1 -c50 -m10 -D"$3" "$2" | awk '/^finished in/ {print $4}' ;;
+  esac
+}
+
+SERVERS="ours hitch nginx"
+echo "date $(date -Is); $(nproc) CPUs; servers on CPU $SCPU, client on CPU $CCPU; DUR=${DUR}s ROUNDS=$ROUNDS"
+echo "ours: $OURS_BIN; $(nginx -v 2>&1); $(hitch --version 2>&1 | head -1)"
+: > "$WORK/raw/results.tsv"
+for s in $SCEN; do
+  for n in $SERVERS; do measure "$s" "$(url "$s" "$n")" 1 >/dev/null || true; done  # warm-up
+  for r in $(seq "$ROUNDS"); do
+    for n in $SERVERS; do
+      v=$(measure "$s" "$(url "$s" "$n")" "$DUR" || true)
+      printf '%s\t%s\t%s\t%s\n' "$s" "$n" "$r" "${v:-0}" >> "$WORK/raw/results.tsv"
+      printf '%-6s r%s %-6s %s req/s\n' "$s" "$r" "$n" "${v:-0}"
+    done
+  done
+done
+
+python3 - "$WORK/raw/results.tsv" <<'EOF'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+scen = list(dict.fromkeys(r[0] for r in rows))
+med = {}
+for s in scen:
+    for n in ("ours", "hitch", "nginx"):
+        v = [float(r[3]) for r in rows if r[0] == s and r[1] == n]
+        med[s, n] = statistics.median(v) if v else float("nan")
+print()
+print("| row | ours (httpd-tls -> nginx) | hitch -> nginx | nginx TLS | ours/hitch | ours/nginx |")
+print("|---|---:|---:|---:|---:|---:|")
+for s in scen:
+    o, h, n = med[s, "ours"], med[s, "hitch"], med[s, "nginx"]
+    ratio = lambda a, b: f"{a / b:.2f}" if b else "-"
+    print(f"| {s} | {o:,.0f} | {h:,.0f} | {n:,.0f} | {ratio(o, h)} | {ratio(o, n)} |")
+EOF
