@@ -1010,3 +1010,79 @@ fn startup_errors_are_clear_with_exit_codes() {
         "{out:?}"
     );
 }
+
+#[test]
+fn apache_config_file_supplies_listeners_and_certificates() {
+    let c = certs();
+    let sb = Sandbox::new();
+    let backend = Backend::start(Header::Off);
+    let be = backend.addr.to_string();
+    // A free port for the vhost address (the file cannot say "port 0").
+    let port = dead_port().port();
+    sb.mkdir("www");
+    let conf = format!(
+        "ServerRoot \"{root}\"\n\
+         Listen 127.0.0.1:{port}\n\
+         <VirtualHost 127.0.0.1:{port}>\n\
+         \x20   ServerName a.test\n\
+         \x20   DocumentRoot www\n\
+         \x20   SSLEngine on\n\
+         \x20   SSLCertificateFile {a}\n\
+         \x20   SSLCertificateKeyFile {ak}\n\
+         \x20   SSLProtocol -all +TLSv1.3\n\
+         </VirtualHost>\n\
+         <VirtualHost 127.0.0.1:{port}>\n\
+         \x20   ServerName x.wild.test\n\
+         \x20   DocumentRoot www\n\
+         \x20   SSLEngine on\n\
+         \x20   SSLCertificateFile {w}\n\
+         \x20   SSLCertificateKeyFile {wk}\n\
+         \x20   SSLProtocol -all +TLSv1.3\n\
+         </VirtualHost>\n",
+        root = sb.path().display(),
+        a = c.path("a-ec.pem"),
+        ak = c.path("a-ec.key"),
+        w = c.path("wild.pem"),
+        wk = c.path("wild.key"),
+    );
+    let conf_path = sb.write("httpd.conf", &conf);
+    let conf_s = conf_path.display().to_string();
+    let server = Server::spawn(Command::new(bin("httpd-tls")).current_dir(sb.path()).args([
+        "-f",
+        &conf_s,
+        "--backend",
+        &be,
+        "--proxy-protocol",
+        "off",
+    ]));
+    let addr = listen_addr(&server.wait_for_line("(tls)"));
+    assert_eq!(addr.port(), port);
+    let ca = c.path("ca.pem");
+    let got = py(addr, json!({"sni": "y.wild.test", "ca": ca}));
+    assert_eq!(sans(&got), ["*.wild.test"], "{got}");
+    let got = py(addr, json!({}));
+    assert_eq!(
+        got["der_len"],
+        pem_der_len(&c.path("a-ec.pem")),
+        "first vhost is the default: {got}"
+    );
+    let got = py(addr, json!({"max_tls": "1.2"}));
+    assert!(got["error"].is_string(), "SSLProtocol -all +TLSv1.3: {got}");
+    drop(server);
+
+    // A config with errors: the diagnostics and exit 78, nothing started.
+    sb.write("bad.conf", "SSLEngnie on\n");
+    let out = run(
+        "httpd-tls",
+        sb.path(),
+        &["-f", "bad.conf", "--backend", &be],
+    );
+    assert_eq!(out.status, Some(78), "{out:?}");
+    assert!(out.stderr.contains("bad.conf:1:"), "{out:?}");
+    let out = run(
+        "httpd-tls",
+        sb.path(),
+        &["-f", "missing.conf", "--backend", &be],
+    );
+    assert_eq!(out.status, Some(66), "{out:?}");
+}
