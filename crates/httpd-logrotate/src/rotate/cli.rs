@@ -187,10 +187,15 @@ pub fn parse(args: Vec<OsString>) -> Result<Parsed, Error> {
             if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 return Ok(Parsed::Print(e.render().to_string()));
             }
-            // clap's first line says what is wrong; the usage block after it is noise in a
+            // clap's first paragraph says what is wrong; the usage block after it is noise in a
             // server's error log.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("bad command line");
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
             return Err(Error::Usage(
                 first.trim_start_matches("error: ").to_string(),
             ));
