@@ -1086,3 +1086,67 @@ fn apache_config_file_supplies_listeners_and_certificates() {
     );
     assert_eq!(out.status, Some(66), "{out:?}");
 }
+
+#[test]
+fn end_to_end_through_core_with_h2_and_the_real_client_address() {
+    let c = certs();
+    let sb = Sandbox::new();
+    sb.write("www/hello.txt", "hello through core\n");
+    let log = sb.path().join("access.log");
+    let conf = sb.write(
+        "httpd.conf",
+        format!(
+            "Listen 127.0.0.1:0\nDocumentRoot \"{}/www\"\nRemoteIPProxyProtocol On\n\
+             CustomLog \"{}\" \"%a %>s\"\n",
+            sb.path().display(),
+            log.display()
+        ),
+    );
+    let core = Server::spawn(
+        Command::new(bin("httpd-core"))
+            .current_dir(sb.path())
+            .arg("-f")
+            .arg(&conf),
+    );
+    let line = core.wait_for_line("listening on http://");
+    let core_addr = line.rsplit("http://").next().unwrap().trim().to_string();
+    core.wait_for_line("ready");
+    let tls = start_tls(
+        sb.path(),
+        &[
+            "--backend",
+            &core_addr,
+            "--cert",
+            &c.path("a-ec.pem"),
+            "--key",
+            &c.path("a-ec.key"),
+        ],
+    );
+    require_tool("curl");
+    let port = tls.addr.port();
+    // The client connects from 127.0.0.2, httpd-tls to core from 127.0.0.1: the log
+    // shows which address core took.
+    for (flag, want_version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let out = Command::new("curl")
+            .args(["-sS", flag, "--max-time", "10", "--interface", "127.0.0.2"])
+            .args(["--cacert", &c.path("ca.pem")])
+            .args(["--resolve", &format!("a.test:{port}:127.0.0.1")])
+            .args(["-w", "\n%{http_version}"])
+            .arg(format!("https://a.test:{port}/hello.txt"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout,
+            format!("hello through core\n\n{want_version}"),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    drop(tls);
+    drop(core);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "127.0.0.2 200\n127.0.0.2 200\n"
+    );
+}
