@@ -96,15 +96,15 @@ impl ConnShared {
         Phase::from_u8(self.phase.load(Ordering::Acquire))
     }
 
-    /// Moves to `phase`. The reader re-arms its deadline on its next poll: hyper polls the
-    /// read side again as soon as a response is done (that is where Idle is set), so no
-    /// wake-up is needed on the hot path; Body (a handler starting to read) wakes it.
+    /// Moves to `phase`, waking the reader when it must re-arm its deadline: a read hyper
+    /// started while the response was being produced has none (Handling), and must get
+    /// the keep-alive one (Idle) or the body one (Body). Entering Handling needs no wake.
     pub fn set_phase(&self, phase: Phase) {
         if self.phase() == Phase::Multiplexed {
             return;
         }
         self.phase.store(phase as u8, Ordering::Release);
-        if phase == Phase::Body {
+        if phase != Phase::Handling {
             self.waker.wake();
         }
     }
@@ -123,7 +123,14 @@ pub struct TimedIo<S> {
     read_sleep: Option<Pin<Box<Sleep>>>,
     write_sleep: Option<Pin<Box<Sleep>>>,
     write_armed: bool,
+    /// The connection went idle and reported EOF to hyper to be parked.
+    parked: bool,
 }
+
+/// How long a kept-alive connection may sit idle inside hyper (with its read and write
+/// buffers, about 16 KiB) before it is parked as a bare socket (nginx frees its buffers
+/// between requests too). Busy connections never wait this long.
+const PARK_AFTER: Duration = Duration::from_millis(100);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
     pub fn new(stream: S, prefix: Bytes, shared: Arc<ConnShared>, conf: ConnConf) -> Self {
@@ -140,6 +147,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
             read_sleep: None,
             write_sleep: None,
             write_armed: false,
+            parked: false,
         };
         io.enter(seen, now);
         io
@@ -152,7 +160,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
         self.deadline = match phase {
             Phase::Head => start(self.conf.read_timeout.header),
             Phase::Body => start(self.conf.read_timeout.body),
-            Phase::Idle => Some(now + self.conf.keep_alive_timeout.max(Duration::from_millis(1))),
+            // An idle connection is parked (see `parked`) well before KeepAliveTimeout.
+            Phase::Idle => Some(
+                now + self
+                    .conf
+                    .keep_alive_timeout
+                    .clamp(Duration::from_millis(1), PARK_AFTER),
+            ),
             Phase::Handling | Phase::Multiplexed => None,
         };
     }
@@ -252,6 +266,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<S> {
                         sleep.as_mut().reset(deadline);
                     }
                     if sleep.as_mut().poll(cx).is_ready() {
+                        if this.seen == Phase::Idle {
+                            // Idle between requests: end hyper's connection as if the
+                            // client had closed, so its buffers are freed; `serve` keeps
+                            // the socket and waits for the next request without them.
+                            this.parked = true;
+                            return Poll::Ready(Ok(()));
+                        }
                         return Poll::Ready(Err(timed_out("read timeout")));
                     }
                 }
@@ -343,7 +364,8 @@ pub async fn serve(
     let mut want_h2 = false;
     if conf.proxy_protocol {
         let limit = conf.read_timeout.header.initial.max(Duration::from_secs(1));
-        match tokio::time::timeout(limit, crate::proxy_protocol::read(&mut stream)).await {
+        match tokio::time::timeout(limit, Box::pin(crate::proxy_protocol::read(&mut stream))).await
+        {
             Ok(Ok(header)) => {
                 if header.source.is_some() {
                     peer = header.source;
@@ -373,7 +395,7 @@ pub async fn serve(
             }
             io::Result::Ok(())
         };
-        match tokio::time::timeout(limit, sniff).await {
+        match tokio::time::timeout(limit, Box::pin(sniff)).await {
             Ok(Ok(())) => {}
             _ => return,
         }
@@ -386,34 +408,23 @@ pub async fn serve(
         state: Arc::clone(&state),
         shared: Arc::clone(&shared),
     });
-    let service = hyper::service::service_fn(move |req| {
-        let ctx = Arc::clone(&ctx);
-        async move { Ok::<_, std::convert::Infallible>(crate::pipeline::handle(req, ctx).await) }
-    });
 
     if want_h2 {
-        shared.h2.store(true, Ordering::Release);
-        shared
-            .phase
-            .store(Phase::Multiplexed as u8, Ordering::Release);
-        let io = TimedIo::new(stream, prefix, Arc::clone(&shared), conf.clone());
-        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        builder
-            .max_concurrent_streams(256)
-            .timer(hyper_util::rt::TokioTimer::new())
-            .keep_alive_interval(Some(conf.keep_alive_timeout.max(Duration::from_secs(5))))
-            .keep_alive_timeout(Duration::from_secs(20));
-        let conn = builder.serve_connection(TokioIo::new(io), service);
-        tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => return,
-            _ = crate::server::stopped(&mut stop) => conn.as_mut().graceful_shutdown(),
-        }
-        let _ = conn.await;
+        // Boxed: HTTP/2 state is large, and most connections are HTTP/1.1; the task of
+        // every connection is as big as its largest state.
+        Box::pin(serve_h2(stream, prefix, shared, conf, ctx, stop)).await;
         return;
     }
 
-    let io = TimedIo::new(&mut stream, prefix, Arc::clone(&shared), conf.clone());
+    let service = hyper::service::service_fn(move |req| {
+        let ctx = Arc::clone(&ctx);
+        // Boxed so the connection can be polled without shutdown (hyper wants an Unpin
+        // future for that), which is how idle connections are parked.
+        Box::pin(async move {
+            Ok::<_, std::convert::Infallible>(crate::pipeline::handle(req, ctx).await)
+        })
+    });
+
     let server = &site.server;
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -429,13 +440,56 @@ pub async fn serve(
     if server.limit_request_fields != 100 {
         builder.max_headers(server.limit_request_fields.max(1));
     }
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = crate::server::stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let mut prefix = prefix;
+    if prefix.is_empty() {
+        // Nothing is allocated for a connection until it sends something (nginx does the
+        // same): a silent one costs its socket and this task, until the header timeout.
+        let limit = conf.read_timeout.header.initial;
+        let wait = async {
+            if limit.is_zero() {
+                stream.wait_data().await
+            } else {
+                tokio::time::timeout(limit, stream.wait_data())
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out("no request")))
+            }
+        };
+        tokio::select! {
+            r = wait => if r.is_err() { return },
+            _ = crate::server::stopped(&mut stop) => return,
+        }
+    }
+    let result = loop {
+        let io = TimedIo::new(&mut stream, prefix, Arc::clone(&shared), conf.clone());
+        // Boxed: a parked connection's task then holds a pointer, not hyper's state.
+        let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service.clone()));
+        let result = tokio::select! {
+            r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
+            _ = crate::server::stopped(&mut stop) => {
+                Pin::new(conn.as_mut()).graceful_shutdown();
+                std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await
+            }
+        };
+        if result.is_err() {
+            break result;
+        }
+        let parts = conn.into_parts();
+        tracing::trace!(parked = parts.io.inner().parked, "hyper connection done");
+        if !parts.io.inner().parked || *stop.borrow() {
+            break Ok(());
+        }
+        tracing::trace!(peer = ?peer, "idle connection parked");
+        prefix = parts.read_buf.clone();
+        drop(parts);
+        if prefix.is_empty() {
+            // Parked: only the socket is held until the next request or the end of
+            // KeepAliveTimeout.
+            let left = conf.keep_alive_timeout.saturating_sub(PARK_AFTER);
+            tokio::select! {
+                r = stream.wait_data() => if r.is_err() { break Ok(()) },
+                _ = tokio::time::sleep(left) => break Ok(()),
+                _ = crate::server::stopped(&mut stop) => break Ok(()),
+            }
         }
     };
     if let Err(e) = result {
@@ -448,8 +502,41 @@ pub async fn serve(
         }
     }
     if shared.linger.load(Ordering::Acquire) {
-        linger(&mut stream).await;
+        Box::pin(linger(&mut stream)).await;
     }
+}
+
+/// An HTTP/2 connection (prior knowledge, or ALPN h2 from a PROXY header).
+async fn serve_h2(
+    stream: Stream,
+    prefix: Bytes,
+    shared: Arc<ConnShared>,
+    conf: ConnConf,
+    ctx: Arc<crate::pipeline::ConnCtx>,
+    mut stop: watch::Receiver<bool>,
+) {
+    shared.h2.store(true, Ordering::Release);
+    shared
+        .phase
+        .store(Phase::Multiplexed as u8, Ordering::Release);
+    let service = hyper::service::service_fn(move |req| {
+        let ctx = Arc::clone(&ctx);
+        async move { Ok::<_, std::convert::Infallible>(crate::pipeline::handle(req, ctx).await) }
+    });
+    let io = TimedIo::new(stream, prefix, Arc::clone(&shared), conf.clone());
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .max_concurrent_streams(256)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Some(conf.keep_alive_timeout.max(Duration::from_secs(5))))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = crate::server::stopped(&mut stop) => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = conn.await;
 }
 
 /// nginx's lingering close: stop sending, then read and discard what the client still

@@ -108,6 +108,15 @@ impl Listener {
 }
 
 impl Stream {
+    /// Waits until bytes arrive (or the peer closes), without reading them and without
+    /// allocating: how a silent or parked connection waits.
+    pub async fn wait_data(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.peek(&mut [0u8; 1]).await.map(|_| ()),
+            Stream::Unix(s) => s.readable().await,
+        }
+    }
+
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match self {
             Stream::Tcp(s) => s.local_addr().ok(),

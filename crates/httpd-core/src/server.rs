@@ -49,7 +49,14 @@ impl ServerState {
 
 /// Completes when the stop flag turns true (or its sender is gone).
 pub async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Decrements the open-connection count when a connection task ends.
