@@ -250,8 +250,9 @@ impl Config {
             }
         }
         let mut pattern_text = args.pattern.clone();
-        // rotatelogs appends the nominal start time when the name has no strftime field.
-        if positional && !pattern_text.contains('%') && args.circular.is_none() {
+        // rotatelogs appends the nominal start time when the name has no strftime field
+        // (not with -n or -t, which keep the name as given).
+        if positional && !pattern_text.contains('%') && args.circular.is_none() && !args.truncate {
             pattern_text.push_str(".%s");
         }
         let pattern = Pattern::parse(&pattern_text, args.local_time)?;

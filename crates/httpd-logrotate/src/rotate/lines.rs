@@ -5,7 +5,7 @@
 //! pieces, each but the last followed by [`MARKER`]; the carry never grows past
 //! `--max-line`, so memory stays bounded whatever the input.
 
-use memchr::{memchr_iter, memrchr};
+use memchr::{memchr, memchr_iter, memrchr};
 
 /// Ends every piece of a split line except the last (before its newline).
 pub const MARKER: &[u8] = b" [continued]";
@@ -28,16 +28,23 @@ impl LineSplitter {
     /// Appends to `out` the whole lines that `chunk` completes (each ending in `\n`).
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         let max = self.max_line;
-        // Fast path: nothing carried and no line can be too long.
-        if self.carry.is_empty() && chunk.len() <= max {
-            match memrchr(b'\n', chunk) {
-                Some(last) => {
+        // Fast path: in a chunk no longer than `max`, only the first line (which continues
+        // the carry) can be too long, so the lines between need no scan.
+        if chunk.len() <= max {
+            match (memchr(b'\n', chunk), memrchr(b'\n', chunk)) {
+                (Some(first), Some(last)) if self.carry.len() + first <= max => {
+                    out.extend_from_slice(&self.carry);
+                    self.carry.clear();
                     out.extend_from_slice(&chunk[..=last]);
                     self.carry.extend_from_slice(&chunk[last + 1..]);
+                    return;
                 }
-                None => self.carry.extend_from_slice(chunk),
+                (None, _) if self.carry.len() + chunk.len() <= max => {
+                    self.carry.extend_from_slice(chunk);
+                    return;
+                }
+                _ => {}
             }
-            return;
         }
         let mut run_start = 0; // start of a run of ordinary lines not yet copied
         let mut line_start = 0;
@@ -162,6 +169,17 @@ mod tests {
                 &["0123456789abcdef\n"],
                 16,
                 "0123456789abcdef\n".to_string(),
+            ),
+            // A carry that a short chunk makes too long, and one it does not.
+            (
+                &["0123456789", "abcdefghij\nk\n"],
+                16,
+                format!("0123456789abcdef{c}\nghij\nk\n"),
+            ),
+            (
+                &["0123456789", "abcdef\nk\n"],
+                16,
+                "0123456789abcdef\nk\n".to_string(),
             ),
             (
                 &[&"x".repeat(40), "\n"],

@@ -35,7 +35,8 @@ const STOP_GRACE: Duration = Duration::from_millis(200);
 const STOP_RETRY: Duration = Duration::from_secs(5);
 
 enum Input {
-    Data(Vec<u8>),
+    /// A buffer of `CHUNK` bytes and how many of them were read.
+    Data(Vec<u8>, usize),
     Eof,
     Failed(io::Error),
 }
@@ -175,8 +176,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             let now = Instant::now();
             if !eof && now >= at {
                 // Take every chunk already read, then stop reading.
-                while let Ok(Input::Data(buf)) = data_rx.try_recv() {
-                    lines.feed(&buf, &mut batch);
+                while let Ok(Input::Data(buf, n)) = data_rx.try_recv() {
+                    lines.feed(&buf[..n], &mut batch);
                 }
                 lines.finish(&mut batch);
                 eof = true;
@@ -200,16 +201,16 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                 let mut input = msg.unwrap_or(Input::Eof);
                 loop {
                     match input {
-                        Input::Data(buf) => {
+                        Input::Data(buf, n) => {
                             if cfg.echo {
-                                let _ = stdout.write_all(&buf);
+                                let _ = stdout.write_all(&buf[..n]);
                             }
                             if failing.is_some() {
-                                lines.feed(&buf, &mut scratch);
+                                lines.feed(&buf[..n], &mut scratch);
                                 dropped += memchr::memchr_iter(b'\n', &scratch).count() as u64;
                                 scratch.clear();
                             } else {
-                                lines.feed(&buf, &mut batch);
+                                lines.feed(&buf[..n], &mut batch);
                             }
                             let _ = free_tx.try_send(buf);
                         }
@@ -319,16 +320,15 @@ fn unix_now() -> i64 {
 fn read_stdin(tx: Sender<Input>, free: Receiver<Vec<u8>>) {
     let mut stdin = io::stdin().lock();
     loop {
-        let mut buf = free.try_recv().unwrap_or_default();
-        buf.resize(CHUNK, 0);
+        // Recycled buffers keep their length: no zeroing per read.
+        let mut buf = free.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
         match stdin.read(&mut buf) {
             Ok(0) => {
                 let _ = tx.send(Input::Eof);
                 return;
             }
             Ok(n) => {
-                buf.truncate(n);
-                if tx.send(Input::Data(buf)).is_err() {
+                if tx.send(Input::Data(buf, n)).is_err() {
                     return;
                 }
             }
