@@ -202,6 +202,9 @@ fn assert_exactly(files: &BTreeMap<PathBuf, String>, count: u64) -> usize {
 }
 
 fn count_files(dir: &Path) -> usize {
+    if !dir.exists() {
+        return 0; // not created yet
+    }
     read_all(dir).len()
 }
 
@@ -599,4 +602,23 @@ fn full_disk_blocks_then_recovers_or_drops_and_counts() {
     }
     assert!(dropped > 0, "{stderr}");
     assert_eq!(kept + dropped, total + 1, "every line written or counted");
+}
+
+#[test]
+fn create_empty_opens_each_interval_without_input() {
+    let sb = Sandbox::new();
+    // -f -c --every 1: a file per second even with no line (rotatelogs -c); SIGHUP alone
+    // on an empty file does not make another one.
+    let mut lg = Logger::spawn(sb.path(), &["-f", "-c", "c/a.%H%M%S", "--every", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count_files(&sb.path().join("c")) < 3 {
+        assert!(Instant::now() < deadline, "no file per interval");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lg.send(b"last\n");
+    let (code, stderr) = lg.finish();
+    assert_eq!(code, Some(0), "{stderr}");
+    let files = read_all(&sb.path().join("c"));
+    let with_lines: Vec<_> = files.values().filter(|t| !t.is_empty()).collect();
+    assert_eq!(with_lines, [&"last\n".to_string()], "{files:?}");
 }
