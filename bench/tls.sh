@@ -3,12 +3,13 @@
 #
 # The same ECDSA P-256 certificate, the same 1 KiB file, TLS 1.3 only everywhere, every
 # server pinned to CPU $SERVER_CPU (default 0), the load generator to $CLIENT_CPU (1):
-#   ours       httpd-tls (release build) --proxy-protocol v2 -> nginx (plain, proxy_protocol)
+#   ours       httpd-tls (release build) --proxy-protocol v2 -> httpd-core (release build,
+#              RemoteIPProxyProtocol On; BACKEND=nginx: the same nginx backend hitch uses)
 #   hitch      hitch (1 worker, write-proxy-v2)            -> nginx (plain, proxy_protocol)
 #   nginx      nginx terminating TLS itself
-# Both terminators send a PROXY v2 header to the same nginx backend (which is what httpd-core
-# sees in production). For the h2 row the terminators offer ALPN h2 only and forward to an
-# nginx h2c listener (also proxy_protocol).
+# Both terminators send a PROXY v2 header to their backend. For the h2 row they offer ALPN h2
+# only: hitch forwards to an nginx h2c listener (proxy_protocol); httpd-core serves a PROXY
+# header saying ALPN h2 as HTTP/2 (with BACKEND=nginx, ours uses the nginx h2c listener too).
 # Rows: ka50 (wrk -c50 keep-alive), close (wrk -c50 'Connection: close': a new TLS connection
 # per request; wrk resumes the session, so these are resumed TLS 1.3 handshakes), full (ab -c50:
 # new connection per request, no resumption: full handshakes), h2 (h2load -c50 -m10).
@@ -16,14 +17,15 @@
 # ours/peer ratios.
 #
 # Usage: bench/tls.sh            Env: DUR=5 ROUNDS=3 SCEN="ka50 close full h2" SERVER_CPU=0
-#                                     CLIENT_CPU=1 WORK=/tmp/httpd-bench-tls
+#                                     CLIENT_CPU=1 WORK=/tmp/httpd-bench-tls BACKEND=core|nginx
 # Needs: nginx, hitch, wrk, ab (apache2-utils), h2load (nghttp2-client), openssl, cargo.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; SCEN=${SCEN:-"ka50 close full h2"}
 SCPU=${SERVER_CPU:-0}; CCPU=${CLIENT_CPU:-1}
 WORK=${WORK:-/tmp/httpd-bench-tls}
-P_BACK=19081 P_BACK_H2=19091 P_NGINX=19443 P_HITCH=19444 P_HITCH_H2=19445 P_OURS=19446 P_OURS_H2=19447
+BACKEND=${BACKEND:-core}
+P_BACK=19081 P_BACK_H2=19091 P_CORE=19082 P_NGINX=19443 P_HITCH=19444 P_HITCH_H2=19445 P_OURS=19446 P_OURS_H2=19447
 
 for t in nginx hitch wrk ab h2load openssl cargo; do
   command -v "$t" >/dev/null || { echo "bench/tls.sh: $t is not installed" >&2; exit 1; }
@@ -31,9 +33,10 @@ done
 mkdir -p "$WORK/www" "$WORK/tls" "$WORK/run" "$WORK/raw"
 ulimit -n "$(ulimit -Hn)"
 
-echo "building httpd-tls (release)..." >&2
-(cd "$ROOT" && cargo build --quiet --release -p httpd-tls)
+echo "building httpd-tls and httpd-core (release)..." >&2
+(cd "$ROOT" && cargo build --quiet --release -p httpd-tls -p httpd-core)
 OURS_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/httpd-tls"
+CORE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/httpd-core"
 
 head -c 1024 /dev/zero | tr '\0' 'x' > "$WORK/www/index.html"
 if [ ! -f "$WORK/tls/cert.pem" ]; then
@@ -107,9 +110,20 @@ start() { # NAME PORT CMD...
 start nginx $P_NGINX nginx -p "$WORK/run" -c "$WORK/run/nginx.conf"
 start hitch $P_HITCH hitch --config="$WORK/run/hitch.conf"
 start hitch-h2 $P_HITCH_H2 hitch --config="$WORK/run/hitch-h2.conf"
+cat > "$WORK/run/core.conf" <<EOF
+Listen 127.0.0.1:$P_CORE
+DocumentRoot "$WORK/www"
+RemoteIPProxyProtocol On
+EOF
+if [ "$BACKEND" = core ]; then
+  start core $P_CORE "$CORE_BIN" -f "$WORK/run/core.conf"
+  OURS_BACK=$P_CORE OURS_BACK_H2=$P_CORE
+else
+  OURS_BACK=$P_BACK OURS_BACK_H2=$P_BACK_H2
+fi
 ours=(--cert "$WORK/tls/cert.pem" --key "$WORK/tls/key.pem" --min-tls 1.3 --proxy-protocol v2)
-start ours $P_OURS "$OURS_BIN" --listen 127.0.0.1:$P_OURS --backend 127.0.0.1:$P_BACK --alpn http/1.1 "${ours[@]}"
-start ours-h2 $P_OURS_H2 "$OURS_BIN" --listen 127.0.0.1:$P_OURS_H2 --backend 127.0.0.1:$P_BACK_H2 --alpn h2 "${ours[@]}"
+start ours $P_OURS "$OURS_BIN" --listen 127.0.0.1:$P_OURS --backend 127.0.0.1:$OURS_BACK --alpn http/1.1 "${ours[@]}"
+start ours-h2 $P_OURS_H2 "$OURS_BIN" --listen 127.0.0.1:$P_OURS_H2 --backend 127.0.0.1:$OURS_BACK_H2 --alpn h2 "${ours[@]}"
 
 for p in $P_OURS $P_HITCH $P_NGINX; do
   curl -sk -o /dev/null --fail --max-time 5 "https://127.0.0.1:$p/index.html" \
@@ -137,7 +151,7 @@ measure() { # SCEN URL DURATION -> prints requests/s
 
 SERVERS="ours hitch nginx"
 echo "date $(date -Is); $(nproc) CPUs; servers on CPU $SCPU, client on CPU $CCPU; DUR=${DUR}s ROUNDS=$ROUNDS"
-echo "ours: $OURS_BIN; $(nginx -v 2>&1); $(hitch --version 2>&1 | head -1)"
+echo "ours: $OURS_BIN -> $BACKEND; $(nginx -v 2>&1); $(hitch --version 2>&1 | head -1)"
 : > "$WORK/raw/results.tsv"
 for s in $SCEN; do
   for n in $SERVERS; do measure "$s" "$(url "$s" "$n")" 1 >/dev/null || true; done  # warm-up
@@ -150,8 +164,8 @@ for s in $SCEN; do
   done
 done
 
-python3 - "$WORK/raw/results.tsv" <<'EOF'
-import statistics, sys
+BACKEND=$BACKEND python3 - "$WORK/raw/results.tsv" <<'EOF'
+import os, statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 scen = list(dict.fromkeys(r[0] for r in rows))
 med = {}
@@ -160,7 +174,7 @@ for s in scen:
         v = [float(r[3]) for r in rows if r[0] == s and r[1] == n]
         med[s, n] = statistics.median(v) if v else float("nan")
 print()
-print("| row | ours (httpd-tls -> nginx) | hitch -> nginx | nginx TLS | ours/hitch | ours/nginx |")
+print(f"| row | ours (httpd-tls -> {os.environ.get('BACKEND', 'core')}) | hitch -> nginx | nginx TLS | ours/hitch | ours/nginx |")
 print("|---|---:|---:|---:|---:|---:|")
 for s in scen:
     o, h, n = med[s, "ours"], med[s, "hitch"], med[s, "nginx"]

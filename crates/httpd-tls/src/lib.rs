@@ -38,10 +38,15 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let provider = rustls::crypto::ring::default_provider();
     let store = certs::CertStore::load(&config.certs, &provider)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
+    // On one CPU (e.g. under `taskset -c 0`), a current-thread runtime avoids the
+    // work-stealing scheduler's cross-thread wake-ups; otherwise one worker per CPU.
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = builder.enable_all().build().map_err(Error::Runtime)?;
     runtime.block_on(server::serve(config, store))
 }
 
