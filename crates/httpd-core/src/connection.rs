@@ -353,11 +353,17 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub async fn serve(
     mut stream: Stream,
     peer: Option<SocketAddr>,
+    known_local: Option<SocketAddr>,
     site: Arc<Site>,
     state: Arc<ServerState>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let local = stream.local_addr();
+    // The listener's own address when it is a specific one saves a getsockname per
+    // connection.
+    let local = match known_local {
+        Some(a) if !a.ip().is_unspecified() => Some(a),
+        _ => stream.local_addr(),
+    };
     let conf = site.conn_conf(local).clone();
     let mut prefix = Bytes::new();
     let mut peer = peer;

@@ -1,19 +1,35 @@
 //! The built-in error and redirect pages: short HTML naming the status, nothing about the
 //! server (ServerSignature is off by default).
 
+use std::sync::OnceLock;
+
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::body::Body;
 
-/// A response with `status` and its small built-in HTML page.
+/// A response with `status` and its small built-in HTML page (formatted once per status,
+/// then shared).
 pub fn builtin(status: StatusCode) -> Response<Body> {
-    let reason = status.canonical_reason().unwrap_or("");
+    static PAGES: [OnceLock<Bytes>; 600] = [const { OnceLock::new() }; 600];
     let code = status.as_u16();
-    let body = format!(
-        "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1></body></html>\n"
+    let page = PAGES[usize::from(code) % 600].get_or_init(|| {
+        let reason = status.canonical_reason().unwrap_or("");
+        Bytes::from(format!(
+            "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1></body></html>\n"
+        ))
+    });
+    let len = page.len();
+    let mut resp = Response::new(Body::full(page.clone()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    text(status, body, "text/html; charset=utf-8")
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
 }
 
 /// A response with a literal body (`ErrorDocument 404 "message"`).

@@ -106,6 +106,10 @@ pub async fn run(listeners: Vec<Listener>, state: Arc<ServerState>, shutdown: im
 }
 
 async fn accept_loop(listener: Listener, state: Arc<ServerState>, mut stop: watch::Receiver<bool>) {
+    let local = match listener.local_addr() {
+        crate::site::ListenAddr::Tcp(a) => Some(a),
+        crate::site::ListenAddr::Unix(_) => None,
+    };
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -131,7 +135,7 @@ async fn accept_loop(listener: Listener, state: Arc<ServerState>, mut stop: watc
         let state2 = Arc::clone(&state);
         let stop2 = stop.clone();
         tokio::spawn(async move {
-            connection::serve(stream, peer, site, state2, stop2).await;
+            connection::serve(stream, peer, local, site, state2, stop2).await;
             drop(guard);
         });
     }

@@ -22,7 +22,7 @@ use super::Validators;
 /// How long an entry is served without looking at the file again.
 pub const TTL: Duration = Duration::from_secs(1);
 /// Files larger than this are not cached.
-pub const MAX_FILE: u64 = 64 * 1024;
+pub const MAX_FILE: u64 = 1024 * 1024;
 /// Total cached bytes; past it the cache is emptied and refilled by what is hot.
 const MAX_TOTAL: usize = 64 * 1024 * 1024;
 
