@@ -607,8 +607,7 @@ fn full_disk_blocks_then_recovers_or_drops_and_counts() {
 #[test]
 fn create_empty_opens_each_interval_without_input() {
     let sb = Sandbox::new();
-    // -f -c --every 1: a file per second even with no line (rotatelogs -c); SIGHUP alone
-    // on an empty file does not make another one.
+    // -f -c --every 1: a file per second even with no line (rotatelogs -c).
     let mut lg = Logger::spawn(sb.path(), &["-f", "-c", "c/a.%H%M%S", "--every", "1"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while count_files(&sb.path().join("c")) < 3 {

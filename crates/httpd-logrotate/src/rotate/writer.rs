@@ -74,12 +74,11 @@ impl Writer {
         self.current.as_ref().map(|c| c.path.as_path())
     }
 
-    /// Asks for a rotation at the next line (SIGHUP, SIGUSR1). A file that received nothing
-    /// since it was opened is kept, so repeated signals do not make empty files.
+    /// Asks for a rotation at the next line (SIGHUP, SIGUSR1). It waits until the current
+    /// file has received something, so repeated signals do not make empty files, and a
+    /// signal that arrives before the lines queued ahead of it are written still rotates.
     pub fn force_rotation(&mut self) {
-        if self.current.as_ref().is_some_and(|c| c.written > 0) {
-            self.forced = true;
-        }
+        self.forced = true;
     }
 
     /// The start of the interval containing `now` (with `--every`).
@@ -131,7 +130,7 @@ impl Writer {
         let due = match &self.current {
             None => true,
             Some(c) => {
-                self.forced
+                (self.forced && c.written > 0)
                     || (self.cfg.every.is_some() && c.period != self.period(now))
                     || (self.cfg.every.is_none()
                         && self.cfg.follow_name
@@ -167,6 +166,8 @@ impl Writer {
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         if let Some(old) = self.current.take() {
             self.close(old);
+            // A rotation happened; a signal before the first file stays pending for it.
+            self.forced = false;
         }
         if self.cfg.verbose {
             eprintln!("httpd-logrotate: opened '{}'", path.display());
@@ -181,7 +182,6 @@ impl Writer {
             size,
             written: 0,
         });
-        self.forced = false;
         self.opened_once = true;
         Ok(())
     }
