@@ -1150,3 +1150,88 @@ fn end_to_end_through_core_with_h2_and_the_real_client_address() {
         "127.0.0.2 200\n127.0.0.2 200\n"
     );
 }
+
+#[test]
+fn ocsp_response_is_stapled() {
+    let c = certs();
+    let sb = Sandbox::new();
+    // A one-entry responder database saying the default certificate is good.
+    let serial = Command::new("openssl")
+        .args(["x509", "-in", &c.path("default.pem"), "-noout", "-serial"])
+        .output()
+        .unwrap();
+    let serial = String::from_utf8_lossy(&serial.stdout);
+    let serial = serial.trim().trim_start_matches("serial=");
+    sb.write(
+        "index.txt",
+        format!("V\t301231000000Z\t\t{serial}\tunknown\t/CN=default.test\n"),
+    );
+    openssl(
+        sb.path(),
+        &[
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-rsigner",
+            &c.path("ca.pem"),
+            "-rkey",
+            &c.path("ca.key"),
+            "-CA",
+            &c.path("ca.pem"),
+            "-issuer",
+            &c.path("ca.pem"),
+            "-cert",
+            &c.path("default.pem"),
+            "-respout",
+            "resp.der",
+            "-ndays",
+            "1",
+        ],
+    );
+    let backend = Backend::start(Header::Off);
+    let be = backend.addr.to_string();
+    let tls = start_tls(
+        sb.path(),
+        &[
+            "--backend",
+            &be,
+            "--proxy-protocol",
+            "off",
+            "--cert",
+            &c.path("default.pem"),
+            "--ocsp",
+            "resp.der",
+            "--key",
+            &c.path("default.key"),
+        ],
+    );
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &tls.addr.to_string(), "-status"])
+        .args(["-servername", "default.test"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OCSP Response Status: successful"), "{text}");
+    assert!(text.contains("Cert Status: good"), "{text}");
+
+    // A PEM file where DER is expected: refused at start.
+    let out = run(
+        "httpd-tls",
+        sb.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            &be,
+            "--cert",
+            &c.path("default.pem"),
+            "--ocsp",
+            &c.path("default.pem"),
+            "--key",
+            &c.path("default.key"),
+        ],
+    );
+    assert_eq!(out.status, Some(78), "{out:?}");
+    assert!(out.stderr.contains("OCSP"), "{out:?}");
+}
