@@ -287,7 +287,7 @@ pub struct Redirect {
 }
 
 /// mod_proxy settings of a host.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct ProxySettings {
     /// `ProxyPass`/`ProxyPassMatch` rules, in config order (the first match wins).
     pub pass: Vec<ProxyPass>,
@@ -301,6 +301,30 @@ pub struct ProxySettings {
     pub add_headers: bool,
     /// `ProxyVia`: off, on, full, block.
     pub via: String,
+}
+
+impl Default for ProxySettings {
+    /// Apache's defaults: ProxyAddHeaders On, ProxyVia Off.
+    fn default() -> Self {
+        ProxySettings {
+            pass: Vec::new(),
+            reverse: Vec::new(),
+            preserve_host: false,
+            timeout: None,
+            add_headers: true,
+            via: "off".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod proxy_default_tests {
+    #[test]
+    fn proxy_add_headers_defaults_on() {
+        let p = super::ProxySettings::default();
+        assert!(p.add_headers);
+        assert_eq!(p.via, "off");
+    }
 }
 
 /// Where a ProxyPass sends requests.

@@ -19,6 +19,7 @@
 //!   [`notify`]: systemd notify.
 
 pub mod access_log;
+pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod connection;
@@ -27,12 +28,14 @@ pub mod error_page;
 pub mod listener;
 pub mod notify;
 pub mod pipeline;
+pub mod proxy;
 pub mod proxy_protocol;
 pub mod resolve;
 pub mod server;
 pub mod site;
 pub mod static_files;
 pub mod status;
+pub mod substitute;
 pub mod sys;
 
 pub use error::Error;

@@ -41,7 +41,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
     shared.set_phase(Phase::Handling);
     let nth = shared.requests.fetch_add(1, Ordering::AcqRel) + 1;
     ctx.state.busy.fetch_add(1, Ordering::AcqRel);
-    let (mut parts, _body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let site = &ctx.site;
 
     let mut close = false;
@@ -56,7 +56,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
         }
         Ok(name) => {
             let host = Arc::clone(site.select_host(shared.local, name.as_deref()));
-            let resp = route(&mut parts, &host, site, &ctx, &mut close);
+            let resp = route(&mut parts, body, &host, site, &ctx, &mut close).await;
             (host, resp)
         }
     };
@@ -165,8 +165,9 @@ fn check(
 }
 
 /// Steps 2–6 for a request that passed the checks.
-fn route(
+async fn route(
     parts: &mut http::request::Parts,
+    body: Incoming,
     host: &Arc<Host>,
     site: &Site,
     ctx: &ConnCtx,
@@ -210,9 +211,12 @@ fn route(
         .peer
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.ip());
     if let Some(req) = &eff.require {
-        if req.decide(client) != Some(true) {
-            let resp = error_page::builtin(StatusCode::FORBIDDEN);
-            return finish_error(resp, &eff, host, parts, site);
+        match crate::auth::authorize(req, &eff.auth, &parts.headers, client) {
+            Ok(Some(user)) => {
+                parts.extensions.insert(crate::auth::AuthUser(user));
+            }
+            Ok(None) => {}
+            Err(resp) => return finish_error(*resp, &eff, host, parts, site),
         }
     }
     let declared = parts
@@ -225,6 +229,43 @@ fn route(
         *close = true;
         ctx.shared.linger.store(true, Ordering::Release);
         return error_page::builtin(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    if let Some(proxy) = &host.proxy {
+        // FallbackResource naming a proxied path: a request for no existing file goes to
+        // the backend with its original URI (files first, then the app).
+        let routed = proxy.route_request(&path, &raw_path).or_else(|| {
+            let fb = eff.fallback_resource.as_deref()?;
+            (eff.handler == Handler::Static && !mapped.fs_path.exists())
+                .then(|| proxy.fallback(fb, &raw_path))
+                .flatten()
+        });
+        if let Some((rule, url)) = routed {
+            let server_name = host.server_name.as_deref().unwrap_or("httpd");
+            let front_host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let fwd = crate::proxy::Forward {
+                proxy,
+                rule,
+                url,
+                client: crate::proxy::ClientSide {
+                    ip: client,
+                    host: front_host.as_deref(),
+                    proto: "http",
+                    server_name,
+                },
+                limit: eff.limit_request_body,
+            };
+            let (resp, generated) = crate::proxy::forward(fwd, parts, body).await;
+            let resp = crate::substitute::filter(resp, &eff.substitute).await;
+            return if generated {
+                finish_error(resp, &eff, host, parts, site)
+            } else {
+                with_headers(resp, &eff)
+            };
+        }
     }
     if declared > 0 || parts.headers.contains_key(header::TRANSFER_ENCODING) {
         // Static handlers do not read request bodies; closing avoids treating an unread
@@ -248,6 +289,7 @@ fn route(
             static_files::respond(static_files::decide(&req), trace)
         }
     };
+    let resp = crate::substitute::filter(resp, &eff.substitute).await;
     if resp.status().as_u16() >= 400 {
         finish_error(resp, &eff, host, parts, site)
     } else {
@@ -533,7 +575,10 @@ fn entry_for(
         bytes_in: bytes_in as u64,
         bytes_out: 0,
         duration: Default::default(),
-        user: None,
+        user: parts
+            .extensions
+            .get::<crate::auth::AuthUser>()
+            .map(|u| u.0.clone()),
         server_name: host.server_name.clone().unwrap_or_default(),
         host_header: parts
             .headers

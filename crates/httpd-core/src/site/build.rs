@@ -17,7 +17,13 @@ use crate::error::Error;
 pub fn build(config: &model::Config, source: &str) -> Result<Site, Error> {
     let mut sinks: HashMap<String, Arc<Sink>> = HashMap::new();
     let root = &config.server_root;
-    let mut hosts = vec![Arc::new(host(&config.main, root, Vec::new(), &mut sinks)?)];
+    let mut hosts = vec![Arc::new(host(
+        &config.main,
+        root,
+        Vec::new(),
+        &mut sinks,
+        config,
+    )?)];
     for v in &config.vhosts {
         let addrs = v
             .addrs
@@ -27,7 +33,7 @@ pub fn build(config: &model::Config, source: &str) -> Result<Site, Error> {
                 port: a.port,
             })
             .collect();
-        hosts.push(Arc::new(host(&v.host, root, addrs, &mut sinks)?));
+        hosts.push(Arc::new(host(&v.host, root, addrs, &mut sinks, config)?));
     }
     let s = &config.server;
     let server_header = match s.server_tokens {
@@ -81,6 +87,7 @@ fn host(
     root: &Path,
     addrs: Vec<VhostAddr>,
     sinks: &mut HashMap<String, Arc<Sink>>,
+    config: &model::Config,
 ) -> Result<Host, Error> {
     let document_root = absolute(root, &h.document_root);
     let mut names = Vec::new();
@@ -197,6 +204,7 @@ fn host(
         access_logs,
         requests: Default::default(),
         file_cache: Default::default(),
+        proxy: crate::proxy::Proxy::build(h, &h.sections, &config.balancers)?.map(Arc::new),
     })
 }
 
@@ -344,6 +352,8 @@ fn require(r: &model::Require) -> Require {
         model::Require::NoneOf { children } => {
             Require::NoneOf(children.iter().map(require).collect())
         }
+        model::Require::ValidUser => Require::ValidUser,
+        model::Require::User { names } => Require::User(names.clone()),
         _ => Require::Other,
     }
 }
@@ -390,6 +400,19 @@ fn per_dir(d: &model::PerDir) -> Result<PerDir, Error> {
         request_headers: d.request_headers.iter().filter_map(header_rule).collect(),
         require: d.require.as_ref().map(require),
         limit_request_body: d.limit_request_body,
+        auth_basic: d
+            .auth_type
+            .as_ref()
+            .map(|t| t.eq_ignore_ascii_case("basic")),
+        auth_name: d.auth_name.clone(),
+        auth_user_file: d.auth_user_file.clone(),
+        substitute: d
+            .substitute
+            .iter()
+            .map(|s| crate::substitute::Rule::parse(s).map(Arc::new))
+            .collect::<Result<_, _>>()
+            .map_err(Error::Setting)?,
+        fallback_resource: d.fallback_resource.clone(),
         redirects: d.redirects.iter().map(redirect).collect::<Result<_, _>>()?,
     })
 }

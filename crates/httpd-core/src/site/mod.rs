@@ -174,6 +174,8 @@ pub struct Host {
     pub requests: std::sync::atomic::AtomicU64,
     /// Small hot files (see [`crate::static_files::cache`]).
     pub file_cache: crate::static_files::cache::FileCache,
+    /// ProxyPass rules (issue 4), None when the host proxies nothing.
+    pub proxy: Option<Arc<crate::proxy::Proxy>>,
 }
 
 impl Host {
@@ -194,6 +196,7 @@ impl Host {
             access_logs: Vec::new(),
             requests: Default::default(),
             file_cache: Default::default(),
+            proxy: None,
         }
     }
 
@@ -374,8 +377,11 @@ pub enum Require {
         negated: bool,
         nets: Vec<ipnet::IpNet>,
     },
-    /// A provider decided elsewhere (auth, issue 4): neutral here.
+    /// A provider decided elsewhere: neutral here.
     Other,
+    /// `Require valid-user` / `Require user a b`: decided by [`crate::auth::decide`].
+    ValidUser,
+    User(Vec<String>),
     AllOf(Vec<Require>),
     AnyOf(Vec<Require>),
     NoneOf(Vec<Require>),
@@ -395,7 +401,7 @@ impl Require {
                     (true, false) => None,
                 }
             }
-            Require::Other => None,
+            Require::Other | Require::ValidUser | Require::User(_) => None,
             Require::AnyOf(children) => {
                 let mut any_neutral = false;
                 for c in children {
@@ -449,6 +455,13 @@ pub struct PerDir {
     pub request_headers: Vec<HeaderRule>,
     pub require: Option<Require>,
     pub limit_request_body: Option<u64>,
+    /// AuthType Basic / AuthName / AuthUserFile, each None to inherit.
+    pub auth_basic: Option<bool>,
+    pub auth_name: Option<String>,
+    pub auth_user_file: Option<PathBuf>,
+    /// `Substitute` patterns (mod_substitute), compiled.
+    pub substitute: Vec<Arc<crate::substitute::Rule>>,
+    pub fallback_resource: Option<String>,
     /// `Redirect` written inside a `<Location>`.
     pub redirects: Vec<Redirect>,
 }
@@ -467,6 +480,10 @@ pub struct Effective {
     pub request_headers: Vec<HeaderRule>,
     pub require: Option<Require>,
     pub limit_request_body: u64,
+    pub auth: crate::auth::AuthSettings,
+    pub substitute: Vec<Arc<crate::substitute::Rule>>,
+    /// `FallbackResource` (mod_dir); "disabled" is None.
+    pub fallback_resource: Option<String>,
 }
 
 impl Default for Effective {
@@ -484,6 +501,9 @@ impl Default for Effective {
             request_headers: Vec::new(),
             require: None,
             limit_request_body: 1 << 30,
+            auth: Default::default(),
+            substitute: Vec::new(),
+            fallback_resource: None,
         }
     }
 }
@@ -536,6 +556,19 @@ impl Effective {
         }
         if let Some(l) = d.limit_request_body {
             self.limit_request_body = if l == 0 { u64::MAX } else { l };
+        }
+        if let Some(b) = d.auth_basic {
+            self.auth.basic = b;
+        }
+        if let Some(n) = &d.auth_name {
+            self.auth.realm = Some(n.clone());
+        }
+        if let Some(f) = &d.auth_user_file {
+            self.auth.user_file = Some(f.clone());
+        }
+        self.substitute.extend(d.substitute.iter().cloned());
+        if let Some(f) = &d.fallback_resource {
+            self.fallback_resource = (f != "disabled").then(|| f.clone());
         }
     }
 

@@ -1,0 +1,173 @@
+//! Header rewriting for the reverse proxy: hop-by-hop removal (RFC 9110 §7.6.1), the
+//! X-Forwarded-* set mod_proxy adds, `Forwarded` (RFC 7239), `Via` (RFC 9110 §7.6.3), and
+//! ProxyPassReverse on the response.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1, plus the
+/// de-facto `Keep-Alive` and `Proxy-Connection`).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// Removes the hop-by-hop headers, including every header `Connection` names.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+}
+
+/// What the proxy knows about the client side of a request.
+pub struct ClientSide<'a> {
+    pub ip: IpAddr,
+    /// The Host the client sent.
+    pub host: Option<&'a str>,
+    /// "http" or "https".
+    pub proto: &'a str,
+    /// This server's name, for X-Forwarded-Server and Via.
+    pub server_name: &'a str,
+}
+
+/// mod_proxy's X-Forwarded-For/-Host/-Server (appending to a list a previous proxy
+/// started), X-Forwarded-Proto, and `Forwarded` (RFC 7239 §4).
+pub fn add_forwarded(h: &mut HeaderMap, c: &ClientSide<'_>) {
+    append_list(h, "x-forwarded-for", &c.ip.to_string());
+    if let Some(host) = c.host {
+        append_list(h, "x-forwarded-host", host);
+    }
+    append_list(h, "x-forwarded-server", c.server_name);
+    if let Ok(v) = HeaderValue::from_str(c.proto) {
+        h.insert("x-forwarded-proto", v);
+    }
+    // RFC 7239 §6: IPv6 addresses are quoted and bracketed.
+    let node = match c.ip {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("\"[{a}]\""),
+    };
+    let mut fwd = format!("for={node};proto={}", c.proto);
+    if let Some(host) = c.host {
+        fwd.push_str(&format!(";host=\"{}\"", host.replace('"', "")));
+    }
+    append_list(h, "forwarded", &fwd);
+}
+
+/// `Via: 1.1 name` (RFC 9110 §7.6.3), appended to what earlier hops wrote.
+pub fn add_via(h: &mut HeaderMap, version: http::Version, server_name: &str) {
+    let v = match version {
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2.0",
+        _ => "1.1",
+    };
+    append_list(h, "via", &format!("{v} {server_name}"));
+}
+
+fn append_list(h: &mut HeaderMap, name: &'static str, value: &str) {
+    let joined = match h.get(name).and_then(|v| v.to_str().ok()) {
+        Some(old) if !old.is_empty() => format!("{old}, {value}"),
+        _ => value.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&joined) {
+        h.insert(name, v);
+    }
+}
+
+/// ProxyPassReverse: a Location, Content-Location or URI header that starts with a
+/// backend URL gets that prefix replaced by the public path.
+pub fn reverse(h: &mut HeaderMap, pairs: &[(String, String)], front: &str) {
+    for name in [
+        header::LOCATION,
+        header::CONTENT_LOCATION,
+        HeaderName::from_static("uri"),
+    ] {
+        let Some(v) = h.get(&name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        for (path, url) in pairs {
+            if let Some(rest) = v.strip_prefix(url.as_str()) {
+                let mut out = format!("{front}{path}");
+                if out.ends_with('/') && rest.starts_with('/') {
+                    out.pop();
+                }
+                out.push_str(rest);
+                if let Ok(nv) = HeaderValue::from_str(&out) {
+                    h.insert(name.clone(), nv);
+                }
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_removed_with_connection_tokens() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close, X-Secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn forwarded_appends() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.9"));
+        add_forwarded(
+            &mut h,
+            &ClientSide {
+                ip: "::1".parse().unwrap(),
+                host: Some("example.org"),
+                proto: "https",
+                server_name: "front",
+            },
+        );
+        assert_eq!(h["x-forwarded-for"], "192.0.2.9, ::1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(
+            h["forwarded"],
+            "for=\"[::1]\";proto=https;host=\"example.org\""
+        );
+    }
+
+    #[test]
+    fn reverse_table() {
+        let pairs = vec![("/app/".to_string(), "http://127.0.0.1:8080/".to_string())];
+        let cases = [
+            ("http://127.0.0.1:8080/login", "http://front/app/login"),
+            ("http://other/x", "http://other/x"),
+            ("http://127.0.0.1:8080/", "http://front/app/"),
+        ];
+        for (from, want) in cases {
+            let mut h = HeaderMap::new();
+            h.insert(header::LOCATION, HeaderValue::from_str(from).unwrap());
+            reverse(&mut h, &pairs, "http://front");
+            assert_eq!(h[header::LOCATION], want, "{from}");
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! The reverse proxy (mod_proxy, mod_proxy_http, mod_proxy_balancer, mod_proxy_wstunnel).
+//!
+//! - [`Proxy::build`] turns a host's `ProxyPass`/`ProxyPassMatch`/`ProxyPassReverse` and
+//!   the config's balancers into rules, each with a pooled keep-alive client (hyper-util).
+//! - [`Proxy::route`]: the longest matching prefix wins; a `!` rule excludes.
+//! - [`forward`]: headers rewritten ([`headers`]), bodies streamed both ways (hyper's
+//!   flow control: never buffered whole), upgrades (WebSocket) spliced, 502/504 on
+//!   backend failure with the cause in the error log.
+//! - [`balancer`]: member choice and passive health.
+
+pub mod balancer;
+pub mod headers;
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use httpd_conftest::model;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::body::Body;
+use crate::error::Error;
+use crate::error_page;
+pub use headers::ClientSide;
+
+type ReqBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The proxy configuration of one host.
+pub struct Proxy {
+    rules: Vec<Rule>,
+    /// ProxyPassReverse (path, backend URL) pairs.
+    reverse: Vec<(String, String)>,
+    preserve_host: bool,
+    add_headers: bool,
+    via: bool,
+    timeout: Duration,
+}
+
+pub struct Rule {
+    matcher: RuleMatch,
+    target: Target,
+    timeout: Option<Duration>,
+    /// `upgrade=` (default: websocket).
+    upgrade: String,
+    client: Client<HttpConnector, ReqBody>,
+}
+
+enum RuleMatch {
+    Prefix(String),
+    Regex(fancy_regex::Regex, String),
+}
+
+enum Target {
+    Exclude,
+    Url(String),
+    Balancer(Arc<balancer::Balancer>, String),
+}
+
+fn secs(v: Option<&String>) -> Option<Duration> {
+    v.and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+impl Proxy {
+    /// None when the host proxies nothing.
+    pub fn build(
+        h: &model::Host,
+        sections: &[model::Section],
+        balancers: &std::collections::BTreeMap<String, model::Balancer>,
+    ) -> Result<Option<Proxy>, Error> {
+        let mut passes: Vec<&model::ProxyPass> = h.proxy.pass.iter().collect();
+        passes.extend(
+            sections
+                .iter()
+                .filter(|s| s.kind == model::SectionKind::Location)
+                .filter_map(|s| s.dir.proxy_pass.as_ref()),
+        );
+        if passes.is_empty() {
+            return Ok(None);
+        }
+        let mut built: std::collections::HashMap<String, Arc<balancer::Balancer>> =
+            Default::default();
+        let mut rules = Vec::new();
+        for p in passes {
+            let matcher = if p.regex {
+                let re = httpd_conftest::validate::compile_regex(&p.path).map_err(|e| {
+                    Error::Setting(format!("bad ProxyPassMatch regex {}: {e}", p.path))
+                })?;
+                let t = match &p.target {
+                    model::ProxyTarget::Url { url } => url.clone(),
+                    _ => String::new(),
+                };
+                RuleMatch::Regex(re, t)
+            } else {
+                RuleMatch::Prefix(p.path.clone())
+            };
+            let target = match &p.target {
+                model::ProxyTarget::Exclude => Target::Exclude,
+                model::ProxyTarget::Url { url } => Target::Url(url.clone()),
+                model::ProxyTarget::Unix { socket, .. } => {
+                    return Err(Error::Setting(format!(
+                        "ProxyPass to unix:{} is not supported yet",
+                        socket.display()
+                    )))
+                }
+                model::ProxyTarget::Balancer { name, path } => {
+                    let key = format!("balancer://{name}");
+                    let b = match built.get(&key) {
+                        Some(b) => Arc::clone(b),
+                        None => {
+                            let m = balancers
+                                .get(&key)
+                                .or_else(|| balancers.get(name))
+                                .ok_or_else(|| {
+                                    Error::Setting(format!("ProxyPass to unknown {key}"))
+                                })?;
+                            let b = Arc::new(balancer::Balancer::build(m));
+                            built.insert(key, Arc::clone(&b));
+                            b
+                        }
+                    };
+                    Target::Balancer(b, path.clone())
+                }
+            };
+            let mut conn = HttpConnector::new();
+            conn.set_nodelay(true);
+            conn.set_connect_timeout(Some(
+                secs(p.params.get("connectiontimeout")).unwrap_or(Duration::from_secs(10)),
+            ));
+            let client = Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build(conn);
+            rules.push(Rule {
+                matcher,
+                target,
+                timeout: secs(p.params.get("timeout")),
+                upgrade: p
+                    .params
+                    .get("upgrade")
+                    .cloned()
+                    .unwrap_or_else(|| "websocket".into()),
+                client,
+            });
+        }
+        Ok(Some(Proxy {
+            rules,
+            reverse: h
+                .proxy
+                .reverse
+                .iter()
+                .map(|r| (r.path.clone(), r.url.clone()))
+                .collect(),
+            preserve_host: h.proxy.preserve_host,
+            add_headers: h.proxy.add_headers,
+            via: matches!(h.proxy.via.to_ascii_lowercase().as_str(), "on" | "full"),
+            timeout: h.proxy.timeout.unwrap_or(h.timeout),
+        }))
+    }
+
+    /// The rule for `path` and the backend URL for it (without the query): the longest
+    /// matching prefix (or the first matching regex); None when nothing matches or the
+    /// best match is a `!` exclusion.
+    pub fn route(&self, path: &str) -> Option<(&Rule, String)> {
+        let mut best: Option<(&Rule, usize)> = None;
+        for r in &self.rules {
+            match &r.matcher {
+                RuleMatch::Prefix(p) => {
+                    if path.starts_with(p.as_str()) && best.is_none_or(|(_, n)| p.len() > n) {
+                        best = Some((r, p.len()));
+                    }
+                }
+                RuleMatch::Regex(re, _) => {
+                    if best.is_none() && re.is_match(path).unwrap_or(false) {
+                        best = Some((r, usize::MAX));
+                    }
+                }
+            }
+        }
+        let (rule, n) = best?;
+        let rest = match &rule.matcher {
+            RuleMatch::Prefix(_) => &path[n..],
+            RuleMatch::Regex(..) => "",
+        };
+        let base = match (&rule.target, &rule.matcher) {
+            (Target::Exclude, _) => return None,
+            (Target::Url(_), RuleMatch::Regex(re, t)) => expand(re, path, t)?,
+            (Target::Url(u), _) => u.clone(),
+            (Target::Balancer(_, p), _) => p.clone(),
+        };
+        Some((rule, format!("{base}{rest}")))
+    }
+}
+
+impl Proxy {
+    /// [`Proxy::route`] on the normalized (decoded) path, which is what the rules and
+    /// exclusions are checked against; the URL sent keeps the client's own encoding of the
+    /// rest of the path when it can, else the decoded rest re-encoded.
+    pub fn route_request(&self, path: &str, raw: &str) -> Option<(&Rule, String)> {
+        let (rule, url) = self.route(path)?;
+        if raw == path {
+            return Some((rule, url));
+        }
+        if let Some((r2, u2)) = self.route(raw) {
+            if std::ptr::eq(r2, rule) {
+                return Some((rule, u2));
+            }
+        }
+        const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+            .add(b' ')
+            .add(b'"')
+            .add(b'#')
+            .add(b'%')
+            .add(b'<')
+            .add(b'>')
+            .add(b'?')
+            .add(b'`')
+            .add(b'{')
+            .add(b'}');
+        Some((
+            rule,
+            percent_encoding::utf8_percent_encode(&url, PATH).to_string(),
+        ))
+    }
+}
+
+impl Proxy {
+    /// For FallbackResource: the rule proxying `fallback` and a backend URL carrying the
+    /// original request path `raw` (the target's scheme and authority, the client's path).
+    pub fn fallback(&self, fallback: &str, raw: &str) -> Option<(&Rule, String)> {
+        let (rule, url) = self.route(fallback)?;
+        let url = match &rule.target {
+            Target::Balancer(..) => raw.to_string(),
+            _ => {
+                let uri: Uri = url.parse().ok()?;
+                format!("{}://{}{raw}", uri.scheme_str()?, uri.authority()?)
+            }
+        };
+        Some((rule, url))
+    }
+}
+
+/// `$1`… in a ProxyPassMatch target.
+fn expand(re: &fancy_regex::Regex, path: &str, template: &str) -> Option<String> {
+    let caps = re.captures(path).ok()??;
+    let mut out = String::new();
+    caps.expand(template, &mut out);
+    Some(out)
+}
+
+/// What the pipeline hands the proxy for one request.
+pub struct Forward<'a> {
+    pub proxy: &'a Proxy,
+    pub rule: &'a Rule,
+    /// The backend URL (balancer members: the path after the member's URL).
+    pub url: String,
+    pub client: ClientSide<'a>,
+    /// LimitRequestBody, enforced on bodies without a Content-Length too.
+    pub limit: u64,
+}
+
+/// The response, and whether the proxy made it itself (an error page the pipeline may
+/// replace with an ErrorDocument) rather than relaying the backend's.
+pub async fn forward(
+    f: Forward<'_>,
+    parts: &mut http::request::Parts,
+    body: Incoming,
+) -> (Response<Body>, bool) {
+    // Only when the connection can be upgraded (HTTP/1.1 served with upgrades).
+    let can_upgrade = parts
+        .extensions
+        .get::<hyper::upgrade::OnUpgrade>()
+        .is_some();
+    let upgrade = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|u| {
+            f.rule.upgrade == "*"
+                || u.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case(&f.rule.upgrade))
+        })
+        .filter(|_| can_upgrade)
+        .map(str::to_string);
+    let mut h = parts.headers.clone();
+    headers::strip_hop_by_hop(&mut h);
+    if let Some(u) = &upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Ok(v) = HeaderValue::from_str(u) {
+            h.insert(header::UPGRADE, v);
+        }
+    }
+    if f.proxy.add_headers {
+        headers::add_forwarded(&mut h, &f.client);
+    }
+    if f.proxy.via {
+        headers::add_via(&mut h, parts.version, f.client.server_name);
+    }
+    let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
+        || parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let limit = usize::try_from(f.limit).unwrap_or(usize::MAX);
+    let mut body = Some(body);
+    let timeout = f.rule.timeout.unwrap_or(f.proxy.timeout);
+    let mut tried = Vec::new();
+    loop {
+        let (url, member) = match &f.rule.target {
+            Target::Balancer(b, _) => match b.pick(&tried) {
+                Some(i) => (format!("{}{}", b.members[i].url, f.url), Some((b, i))),
+                None => {
+                    tracing::error!(url = %f.url, "no balancer member is available");
+                    return (error_page::builtin(StatusCode::SERVICE_UNAVAILABLE), true);
+                }
+            },
+            _ => (f.url.clone(), None),
+        };
+        let full = match parts.uri.query() {
+            Some(q) => format!("{url}?{q}"),
+            None => url.clone(),
+        };
+        let Ok(uri) = full.parse::<Uri>() else {
+            tracing::error!(url = %full, "bad backend URL");
+            return (error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR), true);
+        };
+        let mut hh = h.clone();
+        if !f.proxy.preserve_host {
+            if let Some(a) = uri.authority() {
+                if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                    hh.insert(header::HOST, v);
+                }
+            }
+        }
+        let req_body: ReqBody = match body.take() {
+            Some(b) if has_body => Limited::new(b, limit).boxed_unsync(),
+            _ => Empty::new().map_err(|e| match e {}).boxed_unsync(),
+        };
+        let mut req = Request::builder()
+            .method(parts.method.clone())
+            .uri(uri)
+            .body(req_body)
+            .expect("method and URI are valid");
+        *req.headers_mut() = hh;
+        if let Some((b, i)) = member {
+            b.members[i].busy.fetch_add(1, Ordering::Relaxed);
+        }
+        let sent = tokio::time::timeout(timeout, f.rule.client.request(req)).await;
+        if let Some((b, i)) = member {
+            b.members[i].busy.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
+            Err(_) => {
+                tracing::error!(backend = %url, timeout = ?timeout, "backend timed out");
+                return (error_page::builtin(StatusCode::GATEWAY_TIMEOUT), true);
+            }
+            Ok(Err(e)) => {
+                if body_too_large(&e) {
+                    return (error_page::builtin(StatusCode::PAYLOAD_TOO_LARGE), true);
+                }
+                tracing::error!(backend = %url, error = %chain(&e), "backend failed");
+                if let Some((b, i)) = member {
+                    if e.is_connect() {
+                        b.mark_down(i);
+                        tried.push(i);
+                        // Retry on another member: only when nothing of the body was
+                        // consumed and the method is idempotent (RFC 9110 §9.2.2).
+                        if !has_body && parts.method.is_idempotent() {
+                            continue;
+                        }
+                    }
+                }
+                return (error_page::builtin(StatusCode::BAD_GATEWAY), true);
+            }
+            Ok(Ok(resp)) => return (relay(f.proxy, resp, parts, upgrade.is_some()), false),
+        }
+    }
+}
+
+fn body_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.is::<LengthLimitError>() {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The backend's response back to the client: headers cleaned and reversed, the body
+/// streamed, and a 101 spliced into a tunnel.
+fn relay(
+    proxy: &Proxy,
+    mut resp: Response<Incoming>,
+    parts: &mut http::request::Parts,
+    upgrading: bool,
+) -> Response<Body> {
+    if upgrading && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let backend = hyper::upgrade::on(&mut resp);
+        let client = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+        let upgrade_hdr = resp.headers().get(header::UPGRADE).cloned();
+        let mut out = Response::new(Body::empty());
+        *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        for (k, v) in resp.headers() {
+            out.headers_mut().append(k.clone(), v.clone());
+        }
+        out.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(u) = upgrade_hdr {
+            out.headers_mut().insert(header::UPGRADE, u);
+        }
+        tokio::spawn(async move {
+            let (Some(client), Ok(backend)) = (client, backend.await) else {
+                return;
+            };
+            let Ok(client) = client.await else { return };
+            let mut a = TokioIo::new(client);
+            let mut b = TokioIo::new(backend);
+            if let Err(e) = tokio::io::copy_bidirectional(&mut a, &mut b).await {
+                tracing::debug!(error = %e, "upgraded connection ended");
+            }
+        });
+        return out;
+    }
+    let (mut rp, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut rp.headers);
+    if !proxy.reverse.is_empty() {
+        let front = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default();
+        headers::reverse(&mut rp.headers, &proxy.reverse, &front);
+    }
+    let body = body.map_err(io::Error::other);
+    Response::from_parts(rp, Body::stream(Box::pin(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_loc() -> httpd_conftest::diagnostic::Loc {
+        httpd_conftest::diagnostic::Loc {
+            file: std::sync::Arc::from(std::path::Path::new("test.conf")),
+            line: 1,
+            column: 1,
+        }
+    }
+
+    fn host(passes: &[(&str, &str)]) -> model::Host {
+        let mut h = model::Host::default();
+        for (path, target) in passes {
+            let target = if *target == "!" {
+                model::ProxyTarget::Exclude
+            } else {
+                model::ProxyTarget::Url {
+                    url: target.to_string(),
+                }
+            };
+            h.proxy.pass.push(model::ProxyPass {
+                path: path.to_string(),
+                regex: false,
+                target,
+                params: Default::default(),
+                loc: test_loc(),
+            });
+        }
+        h
+    }
+
+    #[tokio::test]
+    async fn route_table() {
+        let h = host(&[
+            ("/app/", "http://127.0.0.1:1/"),
+            ("/app/static/", "!"),
+            ("/app/api/", "http://127.0.0.1:2/v1/"),
+        ]);
+        let p = Proxy::build(&h, &[], &Default::default()).unwrap().unwrap();
+        let cases = [
+            ("/app/x", Some("http://127.0.0.1:1/x")),
+            ("/app/static/a.css", None),
+            ("/app/api/users", Some("http://127.0.0.1:2/v1/users")),
+            ("/other", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(
+                p.route(path).map(|(_, u)| u),
+                want.map(str::to_string),
+                "{path}"
+            );
+        }
+    }
+}
