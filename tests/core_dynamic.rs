@@ -499,3 +499,100 @@ fn substitute_and_fallback_to_the_app() {
         "<html><body>app<script src=\"/lr.js\"></script></body></html>"
     );
 }
+
+fn script(sb: &Sandbox, rel: &str, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = sb.write(rel, text);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn cgi_scripts_env_stdin_status_and_failures() {
+    require_tool("python3");
+    let sb = site();
+    script(
+        &sb,
+        "cgi-bin/env.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nenv | sort\n",
+    );
+    script(
+        &sb,
+        "cgi-bin/echo.py",
+        "#!/usr/bin/env python3\nimport sys, os\ndata = sys.stdin.buffer.read(int(os.environ.get('CONTENT_LENGTH', '0')))\n\
+         sys.stdout.write('Status: 201 Created\\nContent-Type: text/plain\\nX-Len: %d\\n\\n' % len(data))\n\
+         sys.stdout.write(data.decode().upper())\n",
+    );
+    script(
+        &sb,
+        "cgi-bin/go.sh",
+        "#!/bin/sh\nprintf 'Location: http://example.org/next\\n\\n'\n",
+    );
+    script(
+        &sb,
+        "cgi-bin/garbage.sh",
+        "#!/bin/sh\necho 'this is not a header'\necho\necho body\n",
+    );
+    script(
+        &sb,
+        "cgi-bin/hang.sh",
+        "#!/bin/sh\necho oops >&2\nexec sleep 30\n",
+    );
+    script(
+        &sb,
+        "www/tools/hi.cgi",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi from %s\\n' \"$SCRIPT_NAME\"\n",
+    );
+    let core = start(
+        &sb,
+        &format!(
+            "Timeout 2\nScriptAlias /cgi-bin/ \"{}/\"\n\
+             <Directory \"{}/tools\">\nOptions +ExecCGI\nAddHandler cgi-script .cgi\n</Directory>\n",
+            sb.path().join("cgi-bin").display(),
+            sb.path().join("www").display()
+        ),
+    );
+    let r = get(
+        core.addr,
+        "/cgi-bin/env.sh/extra/path?a=1&b=2",
+        "Proxy: http://evil.example:1\r\nX-Custom: yes\r\n",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    let env = body(&r);
+    for want in [
+        "GATEWAY_INTERFACE=CGI/1.1",
+        "REQUEST_METHOD=GET",
+        "QUERY_STRING=a=1&b=2",
+        "PATH_INFO=/extra/path",
+        "SCRIPT_NAME=/cgi-bin/env.sh",
+        "REMOTE_ADDR=127.0.0.1",
+        "SERVER_NAME=front.test",
+        "HTTP_X_CUSTOM=yes",
+        "HTTP_HOST=front.test",
+        "SERVER_PROTOCOL=HTTP/1.1",
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} missing in:\n{env}");
+    }
+    assert!(!env.contains("HTTP_PROXY"), "httpoxy: {env}");
+    assert!(env.contains(&format!("SERVER_PORT={}", core.addr.port())));
+    // Body on stdin, Status: honoured.
+    let r = raw(
+        core.addr,
+        "POST /cgi-bin/echo.py HTTP/1.1\r\nHost: front.test\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello there",
+    );
+    assert_eq!(status(&r), 201, "{r}");
+    assert_eq!(header(&r, "x-len"), Some("11"));
+    assert!(r.contains("\r\nHELLO THERE\r\n"), "{r}");
+    let r = get(core.addr, "/cgi-bin/go.sh", "");
+    assert_eq!(status(&r), 302);
+    assert_eq!(header(&r, "location"), Some("http://example.org/next"));
+    let r = get(core.addr, "/cgi-bin/garbage.sh", "");
+    assert_eq!(status(&r), 500, "{r}");
+    assert!(!r.contains("\nbody\n"), "half a response: {r}");
+    let r = get(core.addr, "/cgi-bin/hang.sh", "");
+    assert_eq!(status(&r), 504, "{r}");
+    let r = get(core.addr, "/tools/hi.cgi", "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(body(&r).contains("hi from /tools/hi.cgi\n"), "{r}");
+    // The killed script's stderr reached the error log.
+    core._server.wait_for_line("oops");
+}

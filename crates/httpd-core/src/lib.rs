@@ -21,6 +21,7 @@
 pub mod access_log;
 pub mod auth;
 pub mod body;
+pub mod cgi;
 pub mod cli;
 pub mod connection;
 pub mod error;

@@ -267,6 +267,29 @@ async fn route(
             };
         }
     }
+    if let Some(script) = crate::cgi::find(host, &eff, &path, &mapped.fs_path) {
+        let user = parts
+            .extensions
+            .get::<crate::auth::AuthUser>()
+            .map(|u| u.0.clone());
+        let inv = crate::cgi::Invocation {
+            script,
+            parts,
+            remote: ctx.shared.peer,
+            local: ctx.shared.local,
+            server_name: host.server_name.as_deref().unwrap_or("localhost"),
+            document_root: &host.document_root,
+            user: user.as_deref(),
+            timeout: host.conn.timeout,
+        };
+        let resp = crate::cgi::run(inv, body, eff.limit_request_body).await;
+        let resp = crate::substitute::filter(resp, &eff.substitute).await;
+        return if resp.status().as_u16() >= 400 {
+            finish_error(resp, &eff, host, parts, site)
+        } else {
+            with_headers(resp, &eff)
+        };
+    }
     if declared > 0 || parts.headers.contains_key(header::TRANSFER_ENCODING) {
         // Static handlers do not read request bodies; closing avoids treating an unread
         // body as the next request.
@@ -274,6 +297,8 @@ async fn route(
     }
     let resp = match eff.handler {
         Handler::Status => crate::status::respond(parts, &ctx.state, site),
+        // cgi-script without ExecCGI (a runnable script was handled above).
+        Handler::Cgi => error_page::builtin(StatusCode::FORBIDDEN),
         Handler::Static => {
             let req = StaticRequest {
                 method: &parts.method,

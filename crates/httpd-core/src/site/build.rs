@@ -378,6 +378,7 @@ fn per_dir(d: &model::PerDir) -> Result<PerDir, Error> {
             .as_deref()
             .and_then(|h| match h.to_ascii_lowercase().as_str() {
                 "server-status" => Some(Handler::Status),
+                "cgi-script" => Some(Handler::Cgi),
                 "none" | "default-handler" => Some(Handler::Static),
                 _ => None,
             }),
@@ -413,6 +414,11 @@ fn per_dir(d: &model::PerDir) -> Result<PerDir, Error> {
             .collect::<Result<_, _>>()
             .map_err(Error::Setting)?,
         fallback_resource: d.fallback_resource.clone(),
+        add_handler: d
+            .add_handler
+            .iter()
+            .map(|(e, h)| (e.trim_start_matches('.').to_ascii_lowercase(), h.clone()))
+            .collect(),
         redirects: d.redirects.iter().map(redirect).collect::<Result<_, _>>()?,
     })
 }

@@ -341,6 +341,8 @@ pub struct OptionsChange {
 pub enum Handler {
     Static,
     Status,
+    /// `SetHandler cgi-script` (runs only with ExecCGI).
+    Cgi,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -462,6 +464,8 @@ pub struct PerDir {
     /// `Substitute` patterns (mod_substitute), compiled.
     pub substitute: Vec<Arc<crate::substitute::Rule>>,
     pub fallback_resource: Option<String>,
+    /// `AddHandler handler ext`: extension (lowercase, no dot) → handler.
+    pub add_handler: Vec<(String, String)>,
     /// `Redirect` written inside a `<Location>`.
     pub redirects: Vec<Redirect>,
 }
@@ -484,6 +488,7 @@ pub struct Effective {
     pub substitute: Vec<Arc<crate::substitute::Rule>>,
     /// `FallbackResource` (mod_dir); "disabled" is None.
     pub fallback_resource: Option<String>,
+    pub add_handler: Vec<(String, String)>,
 }
 
 impl Default for Effective {
@@ -504,6 +509,7 @@ impl Default for Effective {
             auth: Default::default(),
             substitute: Vec::new(),
             fallback_resource: None,
+            add_handler: Vec::new(),
         }
     }
 }
@@ -567,6 +573,7 @@ impl Effective {
             self.auth.user_file = Some(f.clone());
         }
         self.substitute.extend(d.substitute.iter().cloned());
+        self.add_handler.extend(d.add_handler.iter().cloned());
         if let Some(f) = &d.fallback_resource {
             self.fallback_resource = (f != "disabled").then(|| f.clone());
         }

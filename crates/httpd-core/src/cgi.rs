@@ -1,0 +1,322 @@
+//! CGI (RFC 3875, mod_cgi): `ScriptAlias` directories and `AddHandler cgi-script .ext` /
+//! `SetHandler cgi-script` with `Options ExecCGI`.
+//!
+//! The script runs with a cleared environment holding the meta-variables (§4.1) and one
+//! `HTTP_*` per request header, except `Proxy` (httpoxy, CVE-2016-5385) and
+//! `Authorization` (Apache withholds credentials). The request body is streamed to its
+//! stdin, its stderr goes to the error log, and its output is parsed: the header block
+//! (§6.3) must be well-formed within `Timeout` or the client gets a 500 and the script is
+//! killed; then the body is streamed, each read bounded by `Timeout`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::header::{HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Incoming;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+use crate::body::Body;
+use crate::error_page;
+use crate::site::{Effective, Host, Matcher};
+
+/// The largest header block a script may print.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Which script a request runs: the file, SCRIPT_NAME and PATH_INFO.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Script {
+    pub file: PathBuf,
+    pub script_name: String,
+    pub path_info: String,
+}
+
+/// The script for `path`: under a ScriptAlias, or a file whose handler is cgi-script
+/// (with ExecCGI). None when the request is not a CGI one.
+pub fn find(host: &Host, eff: &Effective, path: &str, fs_path: &Path) -> Option<Script> {
+    for a in host.aliases.iter().filter(|a| a.script) {
+        if let Matcher::Regex(_) = a.url {
+            continue;
+        }
+        let Some(n) = a.url.url_match_len(path) else {
+            continue;
+        };
+        let n = n.min(path.len());
+        let rest = path[n..].trim_start_matches('/');
+        let (name, info) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let prefix = path[..n].trim_end_matches('/');
+        return Some(Script {
+            file: Path::new(&a.target).join(name),
+            script_name: format!("{prefix}/{name}"),
+            path_info: info.to_string(),
+        });
+    }
+    let by_ext = fs_path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .is_some_and(|ext| {
+            eff.add_handler
+                .iter()
+                .rev()
+                .any(|(e, h)| *e == ext && h.eq_ignore_ascii_case("cgi-script"))
+        });
+    if (eff.handler == crate::site::Handler::Cgi || by_ext) && eff.options.exec_cgi {
+        return Some(Script {
+            file: fs_path.to_path_buf(),
+            script_name: path.to_string(),
+            path_info: String::new(),
+        });
+    }
+    None
+}
+
+/// Everything about the request a script's environment needs.
+pub struct Invocation<'a> {
+    pub script: Script,
+    pub parts: &'a http::request::Parts,
+    pub remote: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    pub server_name: &'a str,
+    pub document_root: &'a Path,
+    pub user: Option<&'a str>,
+    pub timeout: Duration,
+}
+
+/// The meta-variables of RFC 3875 §4.1 and the HTTP_* ones.
+fn environment(inv: &Invocation<'_>) -> Vec<(String, String)> {
+    let p = inv.parts;
+    let mut env = vec![
+        ("GATEWAY_INTERFACE".into(), "CGI/1.1".into()),
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+        ("SERVER_SOFTWARE".into(), "httpd".into()),
+        ("SERVER_PROTOCOL".into(), format!("{:?}", p.version)),
+        ("REQUEST_METHOD".into(), p.method.to_string()),
+        ("QUERY_STRING".into(), p.uri.query().unwrap_or("").into()),
+        (
+            "REQUEST_URI".into(),
+            p.uri.path_and_query().map_or("/", |x| x.as_str()).into(),
+        ),
+        ("SCRIPT_NAME".into(), inv.script.script_name.clone()),
+        (
+            "SCRIPT_FILENAME".into(),
+            inv.script.file.to_string_lossy().into_owned(),
+        ),
+        ("SERVER_NAME".into(), inv.server_name.into()),
+        (
+            "DOCUMENT_ROOT".into(),
+            inv.document_root.to_string_lossy().into_owned(),
+        ),
+    ];
+    if !inv.script.path_info.is_empty() {
+        env.push(("PATH_INFO".into(), inv.script.path_info.clone()));
+        env.push((
+            "PATH_TRANSLATED".into(),
+            format!("{}{}", inv.document_root.display(), inv.script.path_info),
+        ));
+    }
+    if let Some(r) = inv.remote {
+        env.push(("REMOTE_ADDR".into(), r.ip().to_string()));
+        env.push(("REMOTE_PORT".into(), r.port().to_string()));
+    }
+    if let Some(l) = inv.local {
+        env.push(("SERVER_ADDR".into(), l.ip().to_string()));
+        env.push(("SERVER_PORT".into(), l.port().to_string()));
+    }
+    if let Some(u) = inv.user {
+        env.push(("REMOTE_USER".into(), u.into()));
+        env.push(("AUTH_TYPE".into(), "Basic".into()));
+    }
+    for (k, v) in &p.headers {
+        let name = k.as_str();
+        match name {
+            "content-type" => env.push(("CONTENT_TYPE".into(), lossy(v))),
+            "content-length" => env.push(("CONTENT_LENGTH".into(), lossy(v))),
+            // httpoxy: a client must not be able to set HTTP_PROXY for the script.
+            "proxy" | "authorization" | "proxy-authorization" => {}
+            _ => {
+                let var = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
+                match env.iter_mut().find(|(k, _)| *k == var) {
+                    Some((_, old)) => {
+                        old.push_str(", ");
+                        old.push_str(&lossy(v));
+                    }
+                    None => env.push((var, lossy(v))),
+                }
+            }
+        }
+    }
+    env
+}
+
+fn lossy(v: &HeaderValue) -> String {
+    String::from_utf8_lossy(v.as_bytes()).into_owned()
+}
+
+/// Runs the script and returns its response (a 500 when it cannot start or prints a bad
+/// header block, a 504 when it says nothing within Timeout).
+pub async fn run(inv: Invocation<'_>, body: Incoming, limit: u64) -> Response<Body> {
+    let file = &inv.script.file;
+    if !file.is_file() {
+        return error_page::builtin(StatusCode::NOT_FOUND);
+    }
+    let mut cmd = Command::new(file);
+    cmd.env_clear()
+        .envs(environment(&inv))
+        .current_dir(file.parent().unwrap_or(Path::new("/")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(script = %file.display(), error = %e, "cannot run CGI script");
+            return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    };
+    if let Some(stderr) = child.stderr.take() {
+        let name = file.display().to_string();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                tracing::error!(script = %name, "{l}");
+            }
+        });
+    }
+    if let Some(mut stdin) = child.stdin.take() {
+        tokio::spawn(async move {
+            let mut body = body;
+            let mut sent = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(d) = frame.into_data() {
+                    sent += d.len() as u64;
+                    if sent > limit || stdin.write_all(&d).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut out = BufReader::new(stdout);
+    let head = tokio::time::timeout(inv.timeout, read_head(&mut out)).await;
+    let head = match head {
+        Err(_) => {
+            tracing::error!(script = %file.display(), timeout = ?inv.timeout, "CGI script timed out; killed");
+            let _ = child.start_kill();
+            return error_page::builtin(StatusCode::GATEWAY_TIMEOUT);
+        }
+        Ok(Err(why)) => {
+            tracing::error!(script = %file.display(), "malformed header from CGI script: {why}");
+            let _ = child.start_kill();
+            return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        Ok(Ok(h)) => h,
+    };
+    let mut status = StatusCode::OK;
+    let mut resp = Response::new(Body::empty());
+    for (name, value) in head {
+        if name.eq_ignore_ascii_case("status") {
+            match value
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse::<u16>().ok())
+                .and_then(|c| StatusCode::from_u16(c).ok())
+            {
+                Some(s) => status = s,
+                None => {
+                    tracing::error!(script = %file.display(), "bad Status line {value:?}");
+                    let _ = child.start_kill();
+                    return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
+                }
+            }
+            continue;
+        }
+        let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) else {
+            let _ = child.start_kill();
+            return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        if n == http::header::LOCATION && status == StatusCode::OK {
+            // §6.2.3/6.2.4: a redirect response (local paths are sent to the client too).
+            status = StatusCode::FOUND;
+        }
+        resp.headers_mut().append(n, v);
+    }
+    *resp.status_mut() = status;
+    let stream = futures_util::stream::unfold(
+        (out, child, inv.timeout),
+        |(mut out, child, timeout): (BufReader<ChildStdout>, Child, Duration)| async move {
+            let mut buf = BytesMut::zeroed(32 * 1024);
+            match tokio::time::timeout(timeout, out.read(&mut buf)).await {
+                Ok(Ok(0)) => None,
+                Ok(Ok(n)) => {
+                    buf.truncate(n);
+                    Some((Ok(Frame::data(buf.freeze())), (out, child, timeout)))
+                }
+                Ok(Err(e)) => Some((Err(e), (out, child, timeout))),
+                Err(_) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "CGI script output stalled",
+                    )),
+                    (out, child, timeout),
+                )),
+            }
+        },
+    );
+    *resp.body_mut() = Body::stream(Box::pin(StreamBody::new(stream)));
+    resp
+}
+
+/// The header block: `Name: value` lines up to an empty line, LF or CRLF.
+async fn read_head(
+    out: &mut BufReader<ChildStdout>,
+) -> Result<Vec<(String, String)>, &'static str> {
+    let mut fields = Vec::new();
+    let mut total = 0;
+    loop {
+        let mut line = Vec::new();
+        let n = out
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|_| "read error")?;
+        if n == 0 {
+            return Err("output ended before the end of the headers");
+        }
+        total += n;
+        if total > MAX_HEAD {
+            return Err("header block too large");
+        }
+        let line = std::str::from_utf8(&line).map_err(|_| "not UTF-8")?;
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':').ok_or("a line without a colon")?;
+        if k.is_empty()
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+        {
+            return Err("bad header name");
+        }
+        fields.push((k.to_string(), v.trim().to_string()));
+    }
+    if fields.is_empty() {
+        return Err("no headers");
+    }
+    Ok(fields)
+}
