@@ -1235,3 +1235,57 @@ fn ocsp_response_is_stapled() {
     assert_eq!(out.status, Some(78), "{out:?}");
     assert!(out.stderr.contains("OCSP"), "{out:?}");
 }
+
+#[test]
+fn max_connections_queues_the_next_client_until_one_closes() {
+    let c = certs();
+    let sb = Sandbox::new();
+    let backend = Backend::start(Header::Off);
+    let be = backend.addr.to_string();
+    let tls = start_tls(
+        sb.path(),
+        &[
+            "--backend",
+            &be,
+            "--proxy-protocol",
+            "off",
+            "--max-connections",
+            "1",
+            "--cert",
+            &c.path("default.pem"),
+            "--key",
+            &c.path("default.key"),
+        ],
+    );
+    let mut opts = json!({"hold": true});
+    opts["host"] = json!("127.0.0.1");
+    opts["port"] = json!(tls.addr.port());
+    let mut held = Command::new("python3")
+        .args(["-c", PY_CLIENT, &opts.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut held_out = BufReader::new(held.stdout.take().unwrap());
+    let mut line = String::new();
+    held_out.read_line(&mut line).unwrap();
+    assert!(line.contains("\"reply\": \"ping\""), "{line}");
+
+    // The second client waits in the backlog: no answer while the first is open...
+    let mut queued = TcpStream::connect(tls.addr).unwrap();
+    queued
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    queued
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = queued.read(&mut byte);
+    assert!(early.is_err(), "answered while at the limit: {early:?}");
+    // ...and is served once it closes.
+    held.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    held.wait().unwrap();
+    let reply = String::from_utf8_lossy(&read_until_closed(&mut queued, Duration::from_secs(20)))
+        .into_owned();
+    assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
+}
