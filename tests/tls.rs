@@ -721,15 +721,15 @@ fn sighup_reloads_certificates_and_keeps_open_connections() {
         "old certificate kept: {got}"
     );
 
+    // SIGTERM: no new connections, but the open one is drained, not cut.
+    signal(tls.server.pid(), "TERM");
+    tls.server.wait_for_line("stopping");
     held.stdin.take().unwrap().write_all(b"go\n").unwrap();
     line.clear();
     held_out.read_line(&mut line).unwrap();
     let second: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(second["reply2"], "second", "{second}");
     held.wait().unwrap();
-
-    // SIGTERM: a graceful stop.
-    signal(tls.server.pid(), "TERM");
     assert_eq!(tls.server.wait_exit(Duration::from_secs(15)), Some(0));
 }
 
