@@ -621,10 +621,12 @@ fn signals_reload_reopen_and_graceful_stop() {
     sb.write("v2/index.html", "version 2\n");
     let log = sb.path().join("access.log");
     let pid = sb.path().join("httpd.pid");
+    let errlog = sb.path().join("error.log");
     let base = format!(
-        "CustomLog \"{}\" common\nPidFile \"{}\"\n",
+        "CustomLog \"{}\" common\nPidFile \"{}\"\nErrorLog \"{}\"\n",
         log.display(),
-        pid.display()
+        pid.display(),
+        errlog.display()
     );
     let mut core = start(&sb, &format!("{}{base}", docroot(&sb)));
     assert_eq!(
@@ -652,10 +654,13 @@ fn signals_reload_reopen_and_graceful_stop() {
     assert_eq!(body(&get(core.addr, "/", "")), "version 2\n");
     // USR1: the log was moved away; a new file appears.
     std::fs::rename(&log, sb.path().join("access.log.1")).unwrap();
+    std::fs::rename(&errlog, sb.path().join("error.log.1")).unwrap();
     signal(core.server.pid(), "USR1");
     core.server.wait_for_line("log files reopened");
     get(core.addr, "/", "");
     assert!(log.exists(), "reopened log file");
+    assert!(errlog.exists(), "reopened ErrorLog file");
+    assert!(errlog.exists(), "ErrorLog file");
     signal(core.server.pid(), "TERM");
     assert_eq!(core.server.wait_exit(Duration::from_secs(15)), Some(0));
     assert!(!pid.exists(), "PidFile removed on exit");

@@ -154,6 +154,38 @@ fn report(e: &Error) {
     }
 }
 
+/// The ErrorLog file, shared by every tracing event and reopened on USR1.
+#[derive(Clone)]
+struct ErrorLogFile(Arc<std::sync::Mutex<std::fs::File>>);
+
+static ERROR_LOG: std::sync::OnceLock<(PathBuf, ErrorLogFile)> = std::sync::OnceLock::new();
+
+impl ErrorLogFile {
+    fn reopen(&self, path: &Path) {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(f) => *self.0.lock().unwrap_or_else(|e| e.into_inner()) = f,
+            Err(e) => tracing::error!(path = %path.display(), error = %e, "cannot reopen ErrorLog"),
+        }
+    }
+}
+
+impl std::io::Write for ErrorLogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // One event is formatted into one buffer; writing it under the lock keeps lines whole.
+        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn init_tracing(site: &Site) {
     let level = match site.server.log_level.to_ascii_lowercase().as_str() {
         "trace1" | "trace2" | "trace3" | "trace4" | "trace5" | "trace6" | "trace7" | "trace8" => {
@@ -178,9 +210,11 @@ fn init_tracing(site: &Site) {
             .open(p)
         {
             Ok(f) => {
+                let handle = ErrorLogFile(Arc::new(std::sync::Mutex::new(f)));
+                let _ = ERROR_LOG.set((p.clone(), handle.clone()));
                 let _ = builder
                     .with_ansi(false)
-                    .with_writer(std::sync::Mutex::new(f))
+                    .with_writer(move || handle.clone())
                     .try_init();
             }
             Err(e) => {
@@ -287,6 +321,9 @@ async fn serve(site: Site, source: Source, opts: LoadOptions) -> Result<(), Erro
                         for l in &h.access_logs {
                             l.sink.reopen();
                         }
+                    }
+                    if let Some((path, handle)) = ERROR_LOG.get() {
+                        handle.reopen(path);
                     }
                     eprintln!("httpd-core: log files reopened");
                 }
