@@ -282,8 +282,8 @@ pub async fn run(inv: Invocation<'_>, body: Incoming, limit: u64) -> Response<Bo
 }
 
 /// The header block: `Name: value` lines up to an empty line, LF or CRLF.
-async fn read_head(
-    out: &mut BufReader<ChildStdout>,
+async fn read_head<R: tokio::io::AsyncBufRead + Unpin>(
+    out: &mut R,
 ) -> Result<Vec<(String, String)>, &'static str> {
     let mut fields = Vec::new();
     let mut total = 0;
@@ -319,4 +319,64 @@ async fn read_head(
         return Err("no headers");
     }
     Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn read_head_table() {
+        let cases: [(&[u8], Result<usize, &str>); 6] = [
+            (b"Content-Type: text/plain\n\nbody", Ok(1)),
+            (b"Status: 404 Nope\r\nX-A: 1\r\n\r\n", Ok(2)),
+            (b"not a header\n\n", Err("a line without a colon")),
+            (b"Bad Name: x\n\n", Err("bad header name")),
+            (
+                b"Content-Type: text/plain\n",
+                Err("output ended before the end of the headers"),
+            ),
+            (b"\n", Err("no headers")),
+        ];
+        for (input, want) in cases {
+            let mut r = BufReader::new(input);
+            assert_eq!(read_head(&mut r).await.map(|f| f.len()), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn environment_has_no_httpoxy() {
+        let req = http::Request::builder()
+            .uri("/cgi-bin/a.sh?x=1")
+            .header("proxy", "http://evil:1")
+            .header("authorization", "Basic eDp5")
+            .header("x-a", "1")
+            .header("content-length", "3")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let inv = Invocation {
+            script: Script {
+                file: "/srv/cgi/a.sh".into(),
+                script_name: "/cgi-bin/a.sh".into(),
+                path_info: "/p".into(),
+            },
+            parts: &parts,
+            remote: None,
+            local: None,
+            server_name: "h",
+            document_root: Path::new("/srv/www"),
+            user: None,
+            timeout: Duration::from_secs(1),
+        };
+        let env = environment(&inv);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("HTTP_PROXY"), None);
+        assert_eq!(get("HTTP_AUTHORIZATION"), None);
+        assert_eq!(get("HTTP_X_A"), Some("1"));
+        assert_eq!(get("CONTENT_LENGTH"), Some("3"));
+        assert_eq!(get("QUERY_STRING"), Some("x=1"));
+        assert_eq!(get("PATH_INFO"), Some("/p"));
+        assert_eq!(get("PATH_TRANSLATED"), Some("/srv/www/p"));
+    }
 }

@@ -14,6 +14,9 @@
 //! - [`resolve`]: URL path → filesystem path, with the security rules.
 //! - [`static_files`]: decide an [`static_files::Outcome`], then respond (ranges,
 //!   conditionals, listings).
+//! - [`auth`]: Basic auth over htpasswd files and the user-aware Require tree;
+//!   [`proxy`]: ProxyPass, balancers, header rewriting, streaming; [`cgi`]: RFC 3875
+//!   scripts; [`substitute`]: the Substitute output filter (issue 4).
 //! - [`body`]: the response body type; [`error_page`]: built-in pages.
 //! - [`access_log`]: LogFormat and log sinks; [`status`]: server-status;
 //!   [`notify`]: systemd notify.
