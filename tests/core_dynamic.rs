@@ -596,3 +596,27 @@ fn cgi_scripts_env_stdin_status_and_failures() {
     // The killed script's stderr reached the error log.
     core._server.wait_for_line("oops");
 }
+
+#[test]
+fn proxy_survives_a_client_leaving_mid_body() {
+    let sb = site();
+    let be = backend(&sb, "one");
+    let core = start(
+        &sb,
+        &format!("ProxyPass /app/ http://127.0.0.1:{}/\n", be.port),
+    );
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(core.addr).unwrap();
+        write!(
+            s,
+            "POST /app/up HTTP/1.1\r\nHost: front.test\r\nContent-Length: 10000000\r\n\r\n"
+        )
+        .unwrap();
+        s.write_all(&vec![b'z'; 1 << 20]).unwrap();
+        drop(s);
+    }
+    // The server and the backend connection pool still work.
+    let r = get(core.addr, "/app/after", "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(json(&r)["path"], "/after");
+}

@@ -333,7 +333,12 @@ pub async fn forward(
             tracing::error!(url = %full, "bad backend URL");
             return (error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR), true);
         };
-        let mut hh = h.clone();
+        // Balancer requests may be retried on another member: keep a copy.
+        let mut hh = if member.is_some() {
+            h.clone()
+        } else {
+            std::mem::take(&mut h)
+        };
         if !f.proxy.preserve_host {
             if let Some(a) = uri.authority() {
                 if let Ok(v) = HeaderValue::from_str(a.as_str()) {
