@@ -620,3 +620,32 @@ fn proxy_survives_a_client_leaving_mid_body() {
     assert_eq!(status(&r), 200, "{r}");
     assert_eq!(json(&r)["path"], "/after");
 }
+
+#[test]
+fn proxy_to_a_unix_socket_backend() {
+    require_tool("python3");
+    let sb = site();
+    let script = sb.write("backend.py", BACKEND);
+    let sock = sb.path().join("app.sock");
+    let be = Server::spawn(
+        Command::new("python3")
+            .arg("-u")
+            .arg(&script)
+            .arg("unix")
+            .arg(&sock),
+    );
+    be.wait_for_line("ready ");
+    let core = start(
+        &sb,
+        &format!(
+            "ProxyPass /u/ \"unix:{}|http://localhost/\"\n",
+            sock.display()
+        ),
+    );
+    let r = get(core.addr, "/u/hello?q=1", "");
+    assert_eq!(status(&r), 200, "{r}");
+    let j = json(&r);
+    assert_eq!(j["name"], "unix");
+    assert_eq!(j["path"], "/hello?q=1");
+    assert_eq!(j["headers"]["host"], "localhost");
+}

@@ -10,6 +10,7 @@
 
 pub mod balancer;
 pub mod headers;
+mod unix;
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -51,7 +52,22 @@ pub struct Rule {
     timeout: Option<Duration>,
     /// `upgrade=` (default: websocket).
     upgrade: String,
-    client: Client<HttpConnector, ReqBody>,
+    client: Backend,
+}
+
+/// The pooled client of a rule: TCP, or a Unix socket (`unix:/path|http://host/`).
+enum Backend {
+    Tcp(Client<HttpConnector, ReqBody>),
+    Unix(Client<unix::UnixConnector, ReqBody>),
+}
+
+impl Backend {
+    fn request(&self, req: Request<ReqBody>) -> hyper_util::client::legacy::ResponseFuture {
+        match self {
+            Backend::Tcp(c) => c.request(req),
+            Backend::Unix(c) => c.request(req),
+        }
+    }
 }
 
 enum RuleMatch {
@@ -107,12 +123,7 @@ impl Proxy {
             let target = match &p.target {
                 model::ProxyTarget::Exclude => Target::Exclude,
                 model::ProxyTarget::Url { url } => Target::Url(url.clone()),
-                model::ProxyTarget::Unix { socket, .. } => {
-                    return Err(Error::Setting(format!(
-                        "ProxyPass to unix:{} is not supported yet",
-                        socket.display()
-                    )))
-                }
+                model::ProxyTarget::Unix { url, .. } => Target::Url(url.clone()),
                 model::ProxyTarget::Balancer { name, path } => {
                     let key = format!("balancer://{name}");
                     let b = match built.get(&key) {
@@ -132,14 +143,21 @@ impl Proxy {
                     Target::Balancer(b, path.clone())
                 }
             };
-            let mut conn = HttpConnector::new();
-            conn.set_nodelay(true);
-            conn.set_connect_timeout(Some(
-                secs(p.params.get("connectiontimeout")).unwrap_or(Duration::from_secs(10)),
-            ));
-            let client = Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(conn);
+            let connect_timeout =
+                secs(p.params.get("connectiontimeout")).unwrap_or(Duration::from_secs(10));
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder.pool_idle_timeout(Duration::from_secs(30));
+            let client = match &p.target {
+                model::ProxyTarget::Unix { socket, .. } => Backend::Unix(
+                    builder.build(unix::UnixConnector::new(socket.clone(), connect_timeout)),
+                ),
+                _ => {
+                    let mut conn = HttpConnector::new();
+                    conn.set_nodelay(true);
+                    conn.set_connect_timeout(Some(connect_timeout));
+                    Backend::Tcp(builder.build(conn))
+                }
+            };
             rules.push(Rule {
                 matcher,
                 target,
