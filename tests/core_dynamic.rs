@@ -649,3 +649,38 @@ fn proxy_to_a_unix_socket_backend() {
     assert_eq!(j["path"], "/hello?q=1");
     assert_eq!(j["headers"]["host"], "localhost");
 }
+
+#[test]
+fn balancer_active_health_check_takes_a_failing_member_out() {
+    let sb = site();
+    let a = backend(&sb, "a");
+    let b = backend(&sb, "b");
+    let core = start(
+        &sb,
+        &format!(
+            "<Proxy balancer://pool>\n\
+             BalancerMember http://127.0.0.1:{} hcuri=/fail hcinterval=1\n\
+             BalancerMember http://127.0.0.1:{} hcuri=/ok hcinterval=1\n\
+             </Proxy>\nProxyPass /app/ balancer://pool/\n",
+            a.port, b.port
+        ),
+    );
+    // The first request starts the checks; poll until `a` has been taken out, then ten
+    // requests in a row must all reach `b`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut run = 0;
+    while run < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failing member kept getting requests"
+        );
+        let r = get(core.addr, "/app/x", "");
+        assert_eq!(status(&r), 200, "{r}");
+        if json(&r)["name"] == "b" {
+            run += 1;
+        } else {
+            run = 0;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -2,10 +2,11 @@
 //! `status=+H` hot standbys used only when every active member is down,
 //! `lbmethod=byrequests` (weighted round robin) or `bybusyness` (fewest requests in
 //! flight), and passive health: a member whose connect failed is skipped for `retry=`
-//! seconds (60 by default).
+//! seconds (60 by default); active health (mod_proxy_hcheck): a member with `hcuri=` is
+//! fetched with GET every `hcinterval=` seconds (30) and kept out while it fails.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use httpd_conftest::model;
@@ -20,11 +21,15 @@ pub struct Member {
     /// Requests sent (byrequests' weighted counter).
     sent: AtomicU64,
     down_until: Mutex<Option<Instant>>,
+    /// `hcuri=`: the path the active health check fetches.
+    hc_uri: Option<String>,
+    hc_interval: Duration,
 }
 
 pub struct Balancer {
     pub members: Vec<Member>,
     by_busyness: bool,
+    hc_started: AtomicBool,
 }
 
 impl Balancer {
@@ -47,6 +52,13 @@ impl Balancer {
                     busy: AtomicUsize::new(0),
                     sent: AtomicU64::new(0),
                     down_until: Mutex::new(None),
+                    hc_uri: p("hcuri").cloned(),
+                    hc_interval: Duration::from_secs(
+                        p("hcinterval")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(30)
+                            .max(1),
+                    ),
                 }
             })
             .collect();
@@ -56,7 +68,56 @@ impl Balancer {
                 .params
                 .get("lbmethod")
                 .is_some_and(|m| m.eq_ignore_ascii_case("bybusyness")),
+            hc_started: AtomicBool::new(false),
         }
+    }
+
+    /// Itself, with the active health checks started.
+    pub fn started(self: &Arc<Self>) -> &Arc<Self> {
+        self.start_health_checks();
+        self
+    }
+
+    /// Starts the active health checks once (on first use, inside the runtime). The task
+    /// holds a weak reference, so it ends when a reload drops this balancer.
+    pub fn start_health_checks(self: &Arc<Self>) {
+        if !self.members.iter().any(|m| m.hc_uri.is_some())
+            || self.hc_started.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            use http_body_util::Empty;
+            use hyper_util::client::legacy::Client;
+            let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Empty<bytes::Bytes>>();
+            loop {
+                let Some(b) = weak.upgrade() else { return };
+                let mut next = Duration::from_secs(30);
+                for m in &b.members {
+                    let Some(uri) = &m.hc_uri else { continue };
+                    next = next.min(m.hc_interval);
+                    let ok = match format!("{}{uri}", m.url).parse::<http::Uri>() {
+                        Ok(u) => matches!(
+                            tokio::time::timeout(m.hc_interval, client.get(u)).await,
+                            Ok(Ok(r)) if r.status().is_success() || r.status().is_redirection()
+                        ),
+                        Err(_) => false,
+                    };
+                    let mut down = m.down_until.lock().unwrap();
+                    if ok {
+                        *down = None;
+                    } else {
+                        tracing::warn!(member = %m.url, "health check failed");
+                        // Out until a check passes again.
+                        *down = Some(Instant::now() + Duration::from_secs(365 * 86_400));
+                    }
+                }
+                drop(b);
+                tokio::time::sleep(next).await;
+            }
+        });
     }
 
     /// The member to try next, skipping those in `tried` and those marked down.

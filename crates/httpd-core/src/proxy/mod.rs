@@ -334,7 +334,7 @@ pub async fn forward(
     let mut tried = Vec::new();
     loop {
         let (url, member) = match &f.rule.target {
-            Target::Balancer(b, _) => match b.pick(&tried) {
+            Target::Balancer(b, _) => match b.started().pick(&tried) {
                 Some(i) => (format!("{}{}", b.members[i].url, f.url), Some((b, i))),
                 None => {
                     tracing::error!(url = %f.url, "no balancer member is available");
