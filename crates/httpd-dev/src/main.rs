@@ -1,10 +1,17 @@
 use clap::Parser;
 
-/// httpd-dev (skeleton: the real command line arrives with its issue).
-#[derive(Parser)]
-#[command(version)]
-struct Args {}
-
 fn main() {
-    let _args = Args::parse();
+    let args = httpd_dev::Args::parse();
+    if let Err(e) = httpd_dev::run(args) {
+        eprintln!("httpd-dev: error: {e}");
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            eprintln!("caused by: {s}");
+            src = s.source();
+        }
+        if let Some(h) = e.hint() {
+            eprintln!("hint: {h}");
+        }
+        std::process::exit(e.exit_code());
+    }
 }
