@@ -97,6 +97,7 @@ fn site() -> Sandbox {
 fn pages_get_the_script_and_an_edit_reaches_the_event_stream() {
     let sb = site();
     let (server, addr) = start(&sb, &[]);
+    server.wait_for_line("WARNING: This is a development server");
     let out = server.output();
     for want in [
         "httpd-dev ",
@@ -238,4 +239,29 @@ fn bad_inputs_get_one_clear_message() {
     );
     assert_eq!(r.status, Some(66), "{r:?}");
     assert!(r.stderr.contains("app command was not found"), "{r:?}");
+}
+
+#[test]
+fn https_serves_through_httpd_tls_with_a_self_signed_certificate() {
+    let curl = httpd_blackbox::require_tool("curl");
+    bin("httpd-tls");
+    let sb = site();
+    let (mut server, addr) = start(&sb, &["--https"]);
+    assert!(
+        server.output().contains("at https://"),
+        "{}",
+        server.output()
+    );
+    let out = Command::new(curl)
+        .args(["-sk", "--max-time", "10"])
+        .arg(format!("https://{addr}/"))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        body.contains("v1<script src=\"/__httpd_dev/livereload.js\">"),
+        "{body}"
+    );
+    signal(server.pid(), "INT");
+    assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
 }

@@ -15,6 +15,8 @@ pub struct Plan<'a> {
     pub access_log: &'a Path,
     pub app_port: Option<u16>,
     pub inject: bool,
+    /// httpd-tls in front (--https): it sends a PROXY header with the client's address.
+    pub proxy_protocol: bool,
 }
 
 fn q(p: &Path) -> String {
@@ -32,6 +34,9 @@ pub fn render(p: &Plan) -> String {
     let _ = writeln!(c, "# Written by httpd-dev; regenerated on every start.");
     let _ = writeln!(c, "Listen {}", p.listen);
     let _ = writeln!(c, "ServerName localhost");
+    if p.proxy_protocol {
+        let _ = writeln!(c, "RemoteIPProxyProtocol On");
+    }
     let _ = writeln!(c, "DocumentRoot {}", q(p.root));
     let _ = writeln!(c, "DirectoryIndex index.html index.htm");
     let _ = writeln!(
@@ -74,6 +79,7 @@ mod tests {
             access_log: Path::new("/tmp/s/access.fifo"),
             app_port: Some(9001),
             inject: true,
+            proxy_protocol: false,
         };
         let c = render(&plan);
         for want in [

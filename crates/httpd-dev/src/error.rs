@@ -14,7 +14,7 @@ pub enum Error {
     MissingBinary(&'static str),
     #[error("the app command was not found: {0}")]
     AppNotFound(String),
-    #[error("httpd-core did not start (exit status {0})")]
+    #[error("the server did not start: {0}")]
     CoreFailed(String),
     #[error("{what}")]
     Io {

@@ -52,6 +52,9 @@ pub struct Args {
     /// Poll the file system instead of using native events.
     #[arg(long)]
     pub poll: bool,
+    /// Serve HTTPS through httpd-tls with a throwaway self-signed certificate.
+    #[arg(long)]
+    pub https: bool,
 }
 
 enum Event {
@@ -102,6 +105,16 @@ pub fn run(args: Args) -> Result<(), Error> {
         },
     })?);
     let core = supervisor::find_binary("httpd-core")?;
+    // With --https, httpd-tls takes the address and core listens on a private loopback port.
+    let tls = if args.https {
+        Some(supervisor::find_binary("httpd-tls")?)
+    } else {
+        None
+    };
+    let core_listen = match tls {
+        Some(_) => std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+        None => listen,
+    };
 
     let state = StateDir(std::env::temp_dir().join(format!("httpd-dev-{}", std::process::id())));
     let www = state.0.join("www");
@@ -128,7 +141,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         None => None,
     };
     let plan = confgen::Plan {
-        listen,
+        listen: core_listen,
+        proxy_protocol: tls.is_some(),
         root: &root,
         state: &state.0,
         access_log: &fifo,
@@ -175,6 +189,20 @@ pub fn run(args: Args) -> Result<(), Error> {
             }
             return Err(e);
         }
+    };
+
+    let mut tls_child = match &tls {
+        Some(tls) => match supervisor::start_tls(tls, listen, core_listen) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                if let Some(a) = &app {
+                    a.stop();
+                }
+                supervisor::stop_group(&mut core_child);
+                return Err(e);
+            }
+        },
+        None => None,
     };
 
     let (tx, rx) = mpsc::channel();
@@ -247,8 +275,9 @@ pub fn run(args: Args) -> Result<(), Error> {
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "Serving {} at http://{host}:{}/",
+        "Serving {} at {scheme}://{host}:{}/",
         root.display(),
         listen.port()
     );
@@ -293,6 +322,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     println!("Stopping");
     if let Some(a) = &app {
         a.stop();
+    }
+    if let Some(t) = tls_child.as_mut() {
+        supervisor::stop_group(t);
     }
     supervisor::stop_group(&mut core_child);
     Ok(())

@@ -99,6 +99,41 @@ pub fn start_core(core: &Path, conf: &Path, state: &Path) -> Result<Child, Error
     }
 }
 
+/// Starts httpd-tls on `listen` in front of core and waits until it accepts.
+pub fn start_tls(tls: &Path, listen: SocketAddr, core: SocketAddr) -> Result<Child, Error> {
+    let mut child = Command::new(tls)
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--backend")
+        .arg(core.to_string())
+        .args(["--self-signed", "localhost", "127.0.0.1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(Error::io(format!("cannot start {}", tls.display())))?;
+    let probe = match listen.ip() {
+        ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], listen.port())),
+        _ => listen,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(Error::CoreFailed(format!("httpd-tls: {}", describe(st))));
+        }
+        if TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok() {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            stop_group(&mut child);
+            return Err(Error::CoreFailed(
+                "httpd-tls did not start listening".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn describe(st: std::process::ExitStatus) -> String {
     match (st.code(), st.signal()) {
         (Some(c), _) => format!("exit status {c}"),
