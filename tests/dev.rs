@@ -265,3 +265,31 @@ fn https_serves_through_httpd_tls_with_a_self_signed_certificate() {
     signal(server.pid(), "INT");
     assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
 }
+
+/// CPU time (utime + stime, in clock ticks) of a process, from /proc/PID/stat.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn idle_server_uses_no_measurable_cpu() {
+    let sb = site();
+    let (server, addr) = start(&sb, &[]);
+    assert!(get(addr, "/").starts_with("HTTP/1.1 200"));
+    let core = Command::new("pgrep")
+        .args(["-P", &server.pid().to_string(), "-x", "httpd-core"])
+        .output()
+        .unwrap();
+    let core: u32 = String::from_utf8_lossy(&core.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let before = cpu_ticks(server.pid()) + cpu_ticks(core);
+    // Nothing changes for a second: native events and blocking reads mean no wake-ups.
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(server.pid()) + cpu_ticks(core) - before;
+    assert!(used <= 2, "{used} ticks of CPU while idle");
+}
