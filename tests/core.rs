@@ -16,21 +16,7 @@ struct Core {
 
 fn start(sb: &Sandbox, conf: &str) -> Core {
     let conf_path = sb.write("httpd.conf", format!("Listen 127.0.0.1:0\n{conf}"));
-    let server = Server::spawn(
-        Command::new(bin("httpd-core"))
-            .current_dir(sb.path())
-            .arg("-f")
-            .arg(&conf_path),
-    );
-    let line = server.wait_for_line("listening on http://");
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .expect("address in the ready line");
-    server.wait_for_line("ready");
+    let (server, addr) = start_core(sb.path(), &conf_path);
     Core {
         server,
         addr,

@@ -24,21 +24,7 @@ fn start(sb: &Sandbox, conf: &str) -> Core {
             sb.path().join("www").display()
         ),
     );
-    let server = Server::spawn(
-        Command::new(bin("httpd-core"))
-            .current_dir(sb.path())
-            .arg("-f")
-            .arg(&conf_path),
-    );
-    let line = server.wait_for_line("listening on http://");
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .expect("address in the ready line");
-    server.wait_for_line("ready");
+    let (server, addr) = start_core(sb.path(), &conf_path);
     Core {
         _server: server,
         addr,

@@ -638,7 +638,9 @@ fn core_as_writer_through_reloads_and_rotations_loses_nothing() {
         // Force a rotation, then reload core (which, like Apache, starts a new piped
         // logger: the old one sees EOF, flushes and exits).
         let rotator = rotator_pid(&logs);
-        let _ = Command::new("kill").args(["-USR1", &rotator.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-USR1", &rotator.to_string()])
+            .status();
         signal(core.pid(), "HUP");
     }
     signal(core.pid(), "TERM");
@@ -701,21 +703,7 @@ fn start_core_with_piped_log(sb: &Sandbox, logs: &Path) -> (Server, std::net::So
             logs.display()
         ),
     );
-    let server = Server::spawn(
-        Command::new(bin("httpd-core"))
-            .current_dir(sb.path())
-            .arg("-f")
-            .arg(&conf),
-    );
-    let line = server.wait_for_line("listening on http://");
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    server.wait_for_line("ready");
+    let (server, addr) = start_core(sb.path(), &conf);
     (server, addr)
 }
 

@@ -309,3 +309,24 @@ pub fn require_tool(name: &str) -> PathBuf {
     );
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
+
+/// Starts `httpd-core -f CONF` in `dir` and waits until it is ready; returns the server and
+/// the address from its `listening on http://ADDR` line (so configs can `Listen ...:0`).
+pub fn start_core(dir: &Path, conf: &Path) -> (Server, SocketAddr) {
+    let server = Server::spawn(
+        Command::new(bin("httpd-core"))
+            .current_dir(dir)
+            .arg("-f")
+            .arg(conf),
+    );
+    let line = server.wait_for_line("listening on http://");
+    let addr = line
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("address in the ready line");
+    server.wait_for_line("ready");
+    (server, addr)
+}
