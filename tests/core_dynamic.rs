@@ -94,12 +94,12 @@ fn proxy_prefix_exclusion_headers_and_reverse() {
     let core = start(
         &sb,
         &format!(
-            "ProxyPass /app/static/ !\nProxyPass /app/ http://127.0.0.1:{p}/\n\
-             ProxyPass /app/api/ http://127.0.0.1:{p}/v1/\n\
+            "ProxyPass /app/static/ !\nProxyPass /app/api/ http://127.0.0.1:{p}/v1/\n\
+             ProxyPass /app/ http://127.0.0.1:{p}/\n\
              ProxyPassReverse /app/ http://127.0.0.1:{p}/\nProxyVia On\n"
         ),
     );
-    // Longest prefix wins; query kept.
+    // Rules in config order, the first match wins (longer paths written first); query kept.
     let r = get(core.addr, "/app/api/users?x=1", "");
     assert_eq!(status(&r), 200, "{r}");
     let j = json(&r);

@@ -2,7 +2,8 @@
 //!
 //! - [`Proxy::build`] turns a host's `ProxyPass`/`ProxyPassMatch`/`ProxyPassReverse` and
 //!   the config's balancers into rules, each with a pooled keep-alive client (hyper-util).
-//! - [`Proxy::route`]: the longest matching prefix wins; a `!` rule excludes.
+//! - [`Proxy::route`]: rules are tried in config order and the first match wins (Apache's
+//!   rule, DESIGN.md); a `!` rule excludes.
 //! - [`forward`]: headers rewritten ([`headers`]), bodies streamed both ways (hyper's
 //!   flow control: never buffered whole), upgrades (WebSocket) spliced, 502/504 on
 //!   backend failure with the cause in the error log.
@@ -185,25 +186,16 @@ impl Proxy {
         }))
     }
 
-    /// The rule for `path` and the backend URL for it (without the query): the longest
-    /// matching prefix (or the first matching regex); None when nothing matches or the
-    /// best match is a `!` exclusion.
+    /// The rule for `path` and the backend URL for it (without the query): rules are tried
+    /// in config order and the first match wins, as in Apache (mod_proxy: "the first rule
+    /// that matches wins", which is why httpd-conftest warns about a shadowed rule); None
+    /// when nothing matches or the match is a `!` exclusion.
     pub fn route(&self, path: &str) -> Option<(&Rule, String)> {
-        let mut best: Option<(&Rule, usize)> = None;
-        for r in &self.rules {
-            match &r.matcher {
-                RuleMatch::Prefix(p) => {
-                    if path.starts_with(p.as_str()) && best.is_none_or(|(_, n)| p.len() > n) {
-                        best = Some((r, p.len()));
-                    }
-                }
-                RuleMatch::Regex(re, _) => {
-                    if best.is_none() && re.is_match(path).unwrap_or(false) {
-                        best = Some((r, usize::MAX));
-                    }
-                }
-            }
-        }
+        let best = self.rules.iter().find_map(|r| match &r.matcher {
+            RuleMatch::Prefix(p) if path.starts_with(p.as_str()) => Some((r, p.len())),
+            RuleMatch::Regex(re, _) if re.is_match(path).unwrap_or(false) => Some((r, usize::MAX)),
+            _ => None,
+        });
         let (rule, n) = best?;
         let rest = match &rule.matcher {
             RuleMatch::Prefix(_) => &path[n..],
@@ -517,15 +509,21 @@ mod tests {
     #[tokio::test]
     async fn route_table() {
         let h = host(&[
-            ("/app/", "http://127.0.0.1:1/"),
             ("/app/static/", "!"),
             ("/app/api/", "http://127.0.0.1:2/v1/"),
+            ("/app/", "http://127.0.0.1:1/"),
+            ("/app/api/shadowed/", "http://127.0.0.1:3/"),
         ]);
         let p = Proxy::build(&h, &[], &Default::default()).unwrap().unwrap();
         let cases = [
             ("/app/x", Some("http://127.0.0.1:1/x")),
             ("/app/static/a.css", None),
             ("/app/api/users", Some("http://127.0.0.1:2/v1/users")),
+            // First match in config order: the later, longer rule never matches.
+            (
+                "/app/api/shadowed/x",
+                Some("http://127.0.0.1:2/v1/shadowed/x"),
+            ),
             ("/other", None),
         ];
         for (path, want) in cases {
