@@ -78,7 +78,11 @@ fn load(source: &Source, opts: &LoadOptions) -> Result<Loaded, Error> {
 /// Loads and builds a site, printing diagnostics to stderr.
 fn load_site(source: &Source, opts: &LoadOptions) -> Result<Site, Error> {
     let loaded = load(source, opts)?;
-    if !loaded.diagnostics.is_empty() {
+    // The embedded default lists the directory on purpose (like `python3 -m http.server`),
+    // so its own "Options Indexes on the DocumentRoot" warning is not the user's concern;
+    // errors (from -C directives, say) are still shown.
+    let quiet = matches!(source, Source::Embedded(_)) && !loaded.has_errors();
+    if !loaded.diagnostics.is_empty() && !quiet {
         eprint!("{}", loaded.render());
     }
     if loaded.has_errors() {
