@@ -64,24 +64,6 @@ fn get(addr: SocketAddr, path: &str, extra: &str) -> String {
     )
 }
 
-fn status(resp: &str) -> u16 {
-    resp.get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {resp:?}"))
-}
-
-fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
-    let head = resp.split("\r\n\r\n").next()?;
-    head.lines().skip(1).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn body(resp: &str) -> &str {
-    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
-}
-
 fn json(resp: &str) -> serde_json::Value {
     serde_json::from_str(body(resp)).unwrap_or_else(|e| panic!("{e}: {resp}"))
 }

@@ -330,3 +330,24 @@ pub fn start_core(dir: &Path, conf: &Path) -> (Server, SocketAddr) {
     server.wait_for_line("ready");
     (server, addr)
 }
+
+/// The status code of a raw HTTP/1.x response (`HTTP/1.1 200 OK`).
+pub fn status(resp: &str) -> u16 {
+    resp.get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {resp:?}"))
+}
+
+/// A header's value in a raw response head (name compared case-insensitively).
+pub fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    let head = resp.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The body of a raw response (everything after the blank line).
+pub fn body(resp: &str) -> &str {
+    resp.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}

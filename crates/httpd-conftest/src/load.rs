@@ -453,8 +453,7 @@ impl Loader {
             Ok(files) => files,
             Err(message) => {
                 if !optional {
-                    self.diagnostics
-                        .push(Diagnostic::error(&arg.loc, message).with_suggestion(None));
+                    self.diagnostics.push(Diagnostic::error(&arg.loc, message));
                 }
                 return;
             }

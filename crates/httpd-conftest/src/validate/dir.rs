@@ -197,11 +197,8 @@ impl Validator<'_> {
                 }
             }
             "redirect" | "redirectmatch" | "redirectpermanent" | "redirecttemp" => {
-                let location = match scope {
-                    Scope::Dir(SectionKind::Location) => Some(()),
-                    _ => None,
-                };
-                if let Some(r) = self.redirect(d, name, location) {
+                let in_location = scope == Scope::Dir(SectionKind::Location);
+                if let Some(r) = self.redirect(d, name, in_location) {
                     push_small(&mut dir.redirects, r);
                 }
             }
@@ -213,7 +210,7 @@ impl Validator<'_> {
                     );
                     return;
                 }
-                dir.proxy_pass = self.proxy_pass(d, name, Some(()));
+                dir.proxy_pass = self.proxy_pass(d, name, true);
             }
             _ => {
                 // Implemented but handled elsewhere (or at host level only).

@@ -247,12 +247,12 @@ impl Validator<'_> {
                 self.alias(d, name, host)
             }
             "redirect" | "redirectmatch" | "redirectpermanent" | "redirecttemp" if !in_dir => {
-                if let Some(r) = self.redirect(d, name, None) {
+                if let Some(r) = self.redirect(d, name, false) {
                     push_small(&mut host.redirects, r);
                 }
             }
             "proxypass" | "proxypassmatch" if !in_dir => {
-                if let Some(p) = self.proxy_pass(d, name, None) {
+                if let Some(p) = self.proxy_pass(d, name, false) {
                     push_small(&mut host.proxy.pass, p);
                 }
             }
@@ -587,7 +587,7 @@ impl Validator<'_> {
         &mut self,
         d: &Directive,
         name: &str,
-        in_location: Option<()>,
+        in_location: bool,
     ) -> Option<Redirect> {
         let vals = d.values();
         let mut rest: &[&str] = &vals;
@@ -623,9 +623,9 @@ impl Validator<'_> {
         let needs_target = (300..=399).contains(&status);
         let (url, target) = match (rest, needs_target, in_location) {
             ([path, target], true, _) => (path.to_string(), Some(target.to_string())),
-            ([target], true, Some(())) => (String::new(), Some(target.to_string())),
+            ([target], true, true) => (String::new(), Some(target.to_string())),
             ([path], false, _) => (path.to_string(), None),
-            ([], false, Some(())) => (String::new(), None),
+            ([], false, true) => (String::new(), None),
             _ => {
                 self.error(
                     &d.loc,
@@ -676,14 +676,12 @@ impl Validator<'_> {
         &mut self,
         d: &Directive,
         name: &str,
-        in_location: Option<()>,
+        in_location: bool,
     ) -> Option<ProxyPass> {
         let regex = name == "proxypassmatch";
         let vals = d.values();
         let (path, target_idx) = match (vals.as_slice(), in_location) {
-            ([_, ..], Some(())) if !vals[0].starts_with('/') || vals.len() == 1 => {
-                (String::new(), 0)
-            }
+            ([_, ..], true) if !vals[0].starts_with('/') || vals.len() == 1 => (String::new(), 0),
             ([p, _, ..], _) => (p.to_string(), 1),
             _ => {
                 self.error(&d.loc, format!("{} takes a path and a URL (or !)", d.name));
