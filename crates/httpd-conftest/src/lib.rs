@@ -134,41 +134,9 @@ fn finish(loader: load::Loader, tree: Vec<tree::Directive>) -> Loaded {
     }
     diagnostics.sort_by_key(|d| (order.iter().position(|f| *f == d.file), d.line, d.column));
     diagnostics.dedup();
-    let diagnostics = condense_unsupported(diagnostics);
     Loaded {
         config,
         diagnostics,
         sources,
     }
-}
-
-/// One "not supported, ignored" warning per directive name and file, with a count of the
-/// other occurrences: Debian's mime.conf alone has 81 AddLanguage lines.
-fn condense_unsupported(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
-    use std::collections::HashMap;
-    const MARK: &str = "is not supported by httpd, ignored";
-    let mut counts: HashMap<(PathBuf, String), usize> = HashMap::new();
-    for d in &diagnostics {
-        if d.message.contains(MARK) {
-            *counts
-                .entry((d.file.clone(), d.message.clone()))
-                .or_default() += 1;
-        }
-    }
-    let mut out = Vec::with_capacity(diagnostics.len());
-    for mut d in diagnostics {
-        if !d.message.contains(MARK) {
-            out.push(d);
-            continue;
-        }
-        let key = (d.file.clone(), d.message.clone());
-        let Some(n) = counts.remove(&key) else {
-            continue; // a later occurrence, counted in the first
-        };
-        if n > 1 {
-            d.message = format!("{} (and {} more in this file)", d.message, n - 1);
-        }
-        out.push(d);
-    }
-    out
 }

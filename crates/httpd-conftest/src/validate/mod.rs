@@ -44,6 +44,11 @@ pub(crate) struct Validator<'a> {
     server_root: PathBuf,
     /// CustomLog nicknames and where they were used, checked once all LogFormats are known.
     pending_nicknames: Vec<(String, Loc)>,
+    /// "Not supported" warnings already given, by file and message: (index in
+    /// `diagnostics`, occurrences). Debian's mime.conf alone has 81 AddLanguage lines; one
+    /// warning per directive and file says it, with the count.
+    unsupported:
+        std::collections::HashMap<(std::sync::Arc<std::path::Path>, String), (usize, usize)>,
     /// What each path checked so far is: 10,000 virtual hosts often share one DocumentRoot.
     file_kinds: std::collections::HashMap<PathBuf, FileKind>,
 }
@@ -68,6 +73,7 @@ impl<'a> Validator<'a> {
             server_root,
             pending_nicknames: Vec::new(),
             file_kinds: std::collections::HashMap::new(),
+            unsupported: std::collections::HashMap::new(),
         }
     }
 
@@ -85,6 +91,29 @@ impl<'a> Validator<'a> {
 
     pub(super) fn warning(&mut self, loc: &Loc, message: impl Into<String>) {
         self.report(Diagnostic::warning(loc, message));
+    }
+
+    /// A known Apache directive httpd does not implement: one warning per file and
+    /// message, counted.
+    fn unsupported(&mut self, d: &Directive, info: &Info) {
+        let before = self.diagnostics.len();
+        self.warning(
+            &d.loc,
+            format!(
+                "{} ({}) is not supported by httpd, ignored",
+                info.name, info.module
+            ),
+        );
+        let message = self.diagnostics[before].message.clone();
+        match self.unsupported.entry((d.loc.file.clone(), message)) {
+            std::collections::hash_map::Entry::Occupied(mut seen) => {
+                seen.get_mut().1 += 1;
+                self.diagnostics.truncate(before);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((before, 1));
+            }
+        }
     }
 
     /// Builds the whole configuration.
@@ -138,6 +167,12 @@ impl<'a> Validator<'a> {
                     )
                     .with_suggestion(suggestion),
                 );
+            }
+        }
+        for (index, count) in std::mem::take(&mut self.unsupported).into_values() {
+            if count > 1 {
+                let d = &mut self.diagnostics[index];
+                d.message = format!("{} (and {} more in this file)", d.message, count - 1);
             }
         }
         self.resolve_log_formats(&mut main);
@@ -257,13 +292,7 @@ impl<'a> Validator<'a> {
             return;
         };
         if !info.implemented {
-            self.warning(
-                &d.arg_loc(usize::MAX).clone(),
-                format!(
-                    "{} ({}) is not supported by httpd, ignored",
-                    info.name, info.module
-                ),
-            );
+            self.unsupported(d, info);
             return;
         }
         let name = info.name.to_ascii_lowercase();
