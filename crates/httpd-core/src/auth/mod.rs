@@ -151,7 +151,7 @@ pub fn decide(r: &Require, client: IpAddr, user: Option<&str>) -> Option<bool> {
                 None
             }
         }
-        other => other.decide(client),
+        leaf => leaf.decide_leaf(client),
     }
 }
 

@@ -390,8 +390,10 @@ pub enum Require {
 }
 
 impl Require {
-    /// Some(true) granted, Some(false) denied, None neutral (Apache's AUTHZ_NEUTRAL).
-    pub fn decide(&self, client: IpAddr) -> Option<bool> {
+    /// The decision of a leaf that needs no login: Some(true) granted, Some(false)
+    /// denied, None neutral (Apache's AUTHZ_NEUTRAL). The tree (RequireAll/Any/None, users)
+    /// is decided by [`crate::auth::decide`], which calls this for its leaves.
+    pub fn decide_leaf(&self, client: IpAddr) -> Option<bool> {
         match self {
             Require::All(g) => Some(*g),
             Require::Ip { negated, nets } => {
@@ -403,40 +405,7 @@ impl Require {
                     (true, false) => None,
                 }
             }
-            Require::Other | Require::ValidUser | Require::User(_) => None,
-            Require::AnyOf(children) => {
-                let mut any_neutral = false;
-                for c in children {
-                    match c.decide(client) {
-                        Some(true) => return Some(true),
-                        None => any_neutral = true,
-                        Some(false) => {}
-                    }
-                }
-                if any_neutral {
-                    None
-                } else {
-                    Some(false)
-                }
-            }
-            Require::AllOf(children) => {
-                let mut granted = false;
-                for c in children {
-                    match c.decide(client) {
-                        Some(false) => return Some(false),
-                        Some(true) => granted = true,
-                        None => {}
-                    }
-                }
-                granted.then_some(true)
-            }
-            Require::NoneOf(children) => {
-                if children.iter().any(|c| c.decide(client) == Some(true)) {
-                    Some(false)
-                } else {
-                    None
-                }
-            }
+            _ => None,
         }
     }
 }
@@ -673,7 +642,11 @@ mod tests {
             ),
         ];
         for (req, client, want) in cases {
-            assert_eq!(req.decide(ip(client)), want, "{req:?} for {client}");
+            assert_eq!(
+                crate::auth::decide(&req, ip(client), None),
+                want,
+                "{req:?} for {client}"
+            );
         }
     }
 
