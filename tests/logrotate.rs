@@ -645,6 +645,7 @@ fn core_as_writer_through_reloads_and_rotations_loses_nothing() {
     }
     signal(core.pid(), "TERM");
     assert_eq!(core.wait_exit(Duration::from_secs(20)), Some(0));
+    wait_rotators_gone(&logs);
     let got = read_ids(&logs);
     let want: Vec<u64> = (0..BATCHES * PER_BATCH).collect();
     assert_eq!(got, want, "every request logged exactly once, in order");
@@ -675,6 +676,7 @@ fn core_restarts_a_killed_rotator() {
     request_batch(addr, 400..600);
     signal(core.pid(), "TERM");
     assert_eq!(core.wait_exit(Duration::from_secs(20)), Some(0));
+    wait_rotators_gone(&logs);
     let got = read_ids(&logs);
     let mut dedup = got.clone();
     dedup.dedup();
@@ -716,6 +718,19 @@ fn rotator_pid_opt(logs: &Path) -> Option<u32> {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .next()
+}
+
+/// The rotator sees EOF when core exits and then writes what it still holds: the files
+/// are complete only once it is gone.
+fn wait_rotators_gone(logs: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rotator_pid_opt(logs).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the rotator did not exit after core"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn rotator_pid(logs: &Path) -> u32 {
