@@ -561,6 +561,37 @@ fn alias_redirect_errordocument_headers_require() {
     assert_eq!(status(&r), 404, "Require ip allows loopback: {r}");
 }
 
+/// A local ErrorDocument is an internal redirect that passes the target's `Require` for the
+/// client (as in Apache): a denied client gets the built-in page, an allowed one the
+/// document. httpd-dev keeps its detailed error page for loopback clients this way.
+#[test]
+fn error_document_is_served_only_to_clients_its_require_allows() {
+    let curl = require_tool("curl");
+    let sb = site();
+    sb.write("www/errors/detail.html", "details for 127.0.0.2\n");
+    let core = start(
+        &sb,
+        &format!(
+            "{}ErrorDocument 404 /errors/detail.html\n<Location /errors/>\nRequire ip 127.0.0.2\n</Location>\n",
+            docroot(&sb)
+        ),
+    );
+    let r = get(core.addr, "/missing", "");
+    assert_eq!(status(&r), 404, "{r}");
+    assert!(body(&r).contains("404 Not Found"), "built-in page: {r}");
+    assert!(!r.contains("details"), "{r}");
+    let r = get(core.addr, "/errors/detail.html", "");
+    assert_eq!(status(&r), 403, "{r}");
+    let out = Command::new(curl)
+        .args(["-s", "-i", "--max-time", "10", "--interface", "127.0.0.2"])
+        .arg(format!("http://{}/missing", core.addr))
+        .output()
+        .unwrap();
+    let r = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(status(&r), 404, "{r}");
+    assert_eq!(body(&r), "details for 127.0.0.2\n", "{r}");
+}
+
 #[test]
 fn server_status_formats() {
     let sb = site();

@@ -216,7 +216,7 @@ async fn route(
                 parts.extensions.insert(crate::auth::AuthUser(user));
             }
             Ok(None) => {}
-            Err(resp) => return finish_error(*resp, &eff, host, parts, site),
+            Err(resp) => return finish_error(*resp, &eff, host, parts, site, client),
         }
     }
     let declared = parts
@@ -261,7 +261,7 @@ async fn route(
             let (resp, generated) = crate::proxy::forward(fwd, parts, body).await;
             let resp = crate::substitute::filter(resp, &eff.substitute).await;
             return if generated {
-                finish_error(resp, &eff, host, parts, site)
+                finish_error(resp, &eff, host, parts, site, client)
             } else {
                 with_headers(resp, &eff)
             };
@@ -285,7 +285,7 @@ async fn route(
         let resp = crate::cgi::run(inv, body, eff.limit_request_body).await;
         let resp = crate::substitute::filter(resp, &eff.substitute).await;
         return if resp.status().as_u16() >= 400 {
-            finish_error(resp, &eff, host, parts, site)
+            finish_error(resp, &eff, host, parts, site, client)
         } else {
             with_headers(resp, &eff)
         };
@@ -316,7 +316,7 @@ async fn route(
     };
     let resp = crate::substitute::filter(resp, &eff.substitute).await;
     if resp.status().as_u16() >= 400 {
-        finish_error(resp, &eff, host, parts, site)
+        finish_error(resp, &eff, host, parts, site, client)
     } else {
         with_headers(resp, &eff)
     }
@@ -422,6 +422,7 @@ fn finish_error(
     host: &Host,
     parts: &http::request::Parts,
     site: &Site,
+    client: IpAddr,
 ) -> Response<Body> {
     let status = resp.status();
     let mut resp = match eff.error_documents.get(&status.as_u16()) {
@@ -437,7 +438,7 @@ fn finish_error(
             r
         }
         Some(ErrorDocument::Local(url)) => {
-            local_error_document(url, status, host, parts, site).unwrap_or(resp)
+            local_error_document(url, status, host, parts, site, client).unwrap_or(resp)
         }
     };
     // Keep what the original response said about the resource (Allow, Content-Range).
@@ -453,17 +454,24 @@ fn finish_error(
 }
 
 /// An ErrorDocument that is a local path: served as a GET of that path, with the original
-/// status (Apache's internal redirect, one level deep).
+/// status (Apache's internal redirect, one level deep). Like Apache's internal redirect it
+/// passes the target's access checks (`Require`) for this client: a client the target
+/// denies gets the original built-in page instead (so a page with details can be kept
+/// for some clients only).
 fn local_error_document(
     url: &str,
     status: StatusCode,
     host: &Host,
     parts: &http::request::Parts,
     site: &Site,
+    client: IpAddr,
 ) -> Option<Response<Body>> {
     let path = resolve::normalize(url.split('?').next().unwrap_or(url)).ok()?;
     let mapped = map_path(host, &path);
     let eff = host.effective(&path, Some(&mapped.fs_path));
+    if let Some(req) = &eff.require {
+        crate::auth::authorize(req, &eff.auth, &parts.headers, client).ok()?;
+    }
     let headers = HeaderMap::new();
     let req = StaticRequest {
         method: &Method::GET,
@@ -476,7 +484,6 @@ fn local_error_document(
         max_ranges: site.server.max_ranges,
         cache: None,
     };
-    let _ = parts;
     match static_files::decide(&req) {
         o @ static_files::Outcome::File(_) => {
             let mut r = static_files::respond(o, false);
