@@ -12,7 +12,7 @@ use httpd_blackbox::*;
 const BACKEND: &str = include_str!("fixtures/core_dynamic_backend.py");
 
 struct Core {
-    _server: Server,
+    server: Server,
     addr: SocketAddr,
 }
 
@@ -25,10 +25,7 @@ fn start(sb: &Sandbox, conf: &str) -> Core {
         ),
     );
     let (server, addr) = start_core(sb.path(), &conf_path);
-    Core {
-        _server: server,
-        addr,
-    }
+    Core { server, addr }
 }
 
 /// A python backend answering with JSON about what it received; `name` tells members apart.
@@ -562,7 +559,7 @@ fn cgi_scripts_env_stdin_status_and_failures() {
     assert_eq!(status(&r), 200, "{r}");
     assert!(body(&r).contains("hi from /tools/hi.cgi\n"), "{r}");
     // The killed script's stderr reached the error log.
-    core._server.wait_for_line("oops");
+    core.server.wait_for_line("oops");
 }
 
 #[test]
@@ -650,5 +647,322 @@ fn balancer_active_health_check_takes_a_failing_member_out() {
             run = 0;
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+const WS_BACKEND: &str = include_str!("fixtures/ws_echo_backend.py");
+
+/// The WebSocket echo backend; its port.
+fn ws_backend(sb: &Sandbox) -> (Server, u16) {
+    require_tool("python3");
+    let script = sb.write("ws_backend.py", WS_BACKEND);
+    let server = Server::spawn(Command::new("python3").arg("-u").arg(&script));
+    let line = server.wait_for_line("ready ");
+    let port = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    (server, port)
+}
+
+/// The accept value RFC 6455 §1.3's sample key (in [`WS_UPGRADE`]) must produce.
+const WS_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// Sends `req` on `s` and reads one response head (byte by byte, so nothing after it is
+/// consumed).
+fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+fn ws_connect(addr: SocketAddr, path: &str, extra: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: front.test\r\n{extra}\r\n",).unwrap();
+    let head = read_head(&mut s);
+    (s, head)
+}
+
+const WS_UPGRADE: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+
+/// A masked client frame (RFC 6455 §5.2).
+fn ws_send(s: &mut TcpStream, opcode: u8, payload: &[u8]) {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    s.write_all(&f).unwrap();
+}
+
+/// One unmasked server frame: (opcode, payload).
+fn ws_recv(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).expect("frame header");
+    assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
+    let n = match h[1] & 0x7f {
+        126 => {
+            let mut x = [0u8; 2];
+            s.read_exact(&mut x).unwrap();
+            u16::from_be_bytes(x) as usize
+        }
+        n => n as usize,
+    };
+    let mut p = vec![0u8; n];
+    s.read_exact(&mut p).unwrap();
+    (h[0] & 0x0f, p)
+}
+
+fn ws_echo(s: &mut TcpStream, text: &str) {
+    ws_send(s, 1, text.as_bytes());
+    let (op, p) = ws_recv(s);
+    assert_eq!(
+        (op, String::from_utf8_lossy(&p).into_owned()),
+        (1, format!("echo: {text}"))
+    );
+}
+
+/// Close handshake: our close frame, the backend's answer, then EOF through the proxy.
+fn ws_close(s: &mut TcpStream) {
+    ws_send(s, 8, &1000u16.to_be_bytes());
+    assert_eq!(ws_recv(s), (8, 1000u16.to_be_bytes().to_vec()));
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)
+        .expect("EOF after the close handshake");
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[test]
+fn websocket_and_other_upgrades_pass_through_the_proxy() {
+    let sb = site();
+    let (_ws, p) = ws_backend(&sb);
+    let log = sb.path().join("access.log");
+    let core = start(
+        &sb,
+        &format!(
+            "ProxyPass /ws/ http://127.0.0.1:{p}/ upgrade=websocket\n\
+             ProxyPass /any/ http://127.0.0.1:{p}/ upgrade=ANY\n\
+             ProxyPass /h2c/ http://127.0.0.1:{p}/ upgrade=h2c\n\
+             ProxyPass /dflt/ http://127.0.0.1:{p}/\n\
+             CustomLog \"{}\" \"%>s %r\"\n",
+            log.display()
+        ),
+    );
+    // A WebSocket: the backend's 101 with its headers, then frames both ways, including
+    // one with a 16-bit length, and the close handshake.
+    let (mut s, head) = ws_connect(core.addr, "/ws/chat", WS_UPGRADE);
+    assert_eq!(status(&head), 101, "{head}");
+    assert_eq!(
+        header(&head, "sec-websocket-accept"),
+        Some(WS_ACCEPT),
+        "{head}"
+    );
+    assert_eq!(header(&head, "x-backend"), Some("ws"), "{head}");
+    assert!(
+        header(&head, "connection").is_some_and(|v| v.eq_ignore_ascii_case("upgrade")),
+        "{head}"
+    );
+    assert!(
+        header(&head, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")),
+        "{head}"
+    );
+    ws_echo(&mut s, "hello");
+    ws_echo(&mut s, &"long ".repeat(100));
+    ws_close(&mut s);
+    // The default upgrade= is websocket.
+    let (mut s, head) = ws_connect(core.addr, "/dflt/chat", WS_UPGRADE);
+    assert_eq!(status(&head), 101, "{head}");
+    ws_echo(&mut s, "default");
+    drop(s);
+    // upgrade=ANY: any protocol the client asks for; here a raw byte echo.
+    let (mut s, head) = ws_connect(
+        core.addr,
+        "/any/raw",
+        "Upgrade: x-echo/1\r\nConnection: upgrade\r\n",
+    );
+    assert_eq!(status(&head), 101, "{head}");
+    assert_eq!(header(&head, "upgrade"), Some("x-echo/1"), "{head}");
+    s.write_all(b"\x00raw bytes\xff").unwrap();
+    let mut got = [0u8; 11];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"\x00raw bytes\xff");
+    drop(s);
+    // A protocol the rule does not allow, or Upgrade not named in Connection: the
+    // Upgrade header is not forwarded and the request is an ordinary one.
+    for (path, extra) in [
+        ("/h2c/x", WS_UPGRADE.to_string()),
+        (
+            "/ws/x",
+            WS_UPGRADE.replace("Connection: Upgrade", "Connection: keep-alive"),
+        ),
+        (
+            "/any/x",
+            WS_UPGRADE.replace("Connection: Upgrade", "X-No: 1"),
+        ),
+    ] {
+        let r = get(core.addr, path, &extra);
+        assert_eq!(status(&r), 200, "{path}: {r}");
+        assert_eq!(body(&r), "plain upgrade=", "{path}");
+    }
+    // A backend that refuses the upgrade: its answer is relayed, and the client's
+    // connection stays plain HTTP (the next request on it works).
+    let (mut s, head) = ws_connect(core.addr, "/ws/refuse", WS_UPGRADE);
+    assert_eq!(status(&head), 400, "{head}");
+    assert_eq!(header(&head, "content-length"), Some("15"), "{head}");
+    let mut b = [0u8; 15];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"no upgrade here");
+    write!(
+        s,
+        "GET /ws/next HTTP/1.1\r\nHost: front.test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut rest = String::new();
+    s.read_to_string(&mut rest).unwrap();
+    assert_eq!(status(&rest), 200, "{rest}");
+    assert_eq!(body(&rest), "plain upgrade=");
+    drop(core);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("101 GET /ws/chat HTTP/1.1\n"), "{log}");
+    assert!(log.contains("101 GET /any/raw HTTP/1.1\n"), "{log}");
+    assert!(log.contains("400 GET /ws/refuse HTTP/1.1\n"), "{log}");
+}
+
+#[test]
+fn websocket_survives_reload_and_drains_on_stop() {
+    let sb = site();
+    let (_ws, p) = ws_backend(&sb);
+    let conf = |extra: &str| {
+        format!(
+            "Listen 127.0.0.1:0\nServerName front.test\nDocumentRoot \"{}\"\n\
+             GracefulShutdownTimeout 2\n{extra}",
+            sb.path().join("www").display()
+        )
+    };
+    let conf_path = sb.write(
+        "httpd.conf",
+        conf(&format!("ProxyPass /ws/ http://127.0.0.1:{p}/\n")),
+    );
+    let (mut server, addr) = start_core(sb.path(), &conf_path);
+    let (mut a, head) = ws_connect(addr, "/ws/a", WS_UPGRADE);
+    assert_eq!(status(&head), 101, "{head}");
+    ws_echo(&mut a, "before reload");
+    // Reload to a config without the proxy: new connections see it, the open WebSocket
+    // keeps going on the old one.
+    std::fs::write(&conf_path, conf("")).unwrap();
+    signal(server.pid(), "HUP");
+    server.wait_for_line("configuration reloaded");
+    let r = get(addr, "/ws/x", WS_UPGRADE);
+    assert_eq!(status(&r), 404, "new config for new connections: {r}");
+    ws_echo(&mut a, "after reload");
+    std::fs::write(
+        &conf_path,
+        conf(&format!("ProxyPass /ws/ http://127.0.0.1:{p}/\n")),
+    )
+    .unwrap();
+    signal(server.pid(), "HUP");
+    server.wait_for_line("configuration reloaded");
+    let (mut b, head) = ws_connect(addr, "/ws/b", WS_UPGRADE);
+    assert_eq!(status(&head), 101, "{head}");
+    // A graceful stop: open WebSockets are drained, not cut; one closing by itself is
+    // fine, one that stays open is closed at GracefulShutdownTimeout.
+    signal(server.pid(), "TERM");
+    server.wait_for_line("stopping (graceful)");
+    ws_echo(&mut a, "while stopping");
+    ws_echo(&mut b, "while stopping too");
+    ws_close(&mut a);
+    assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
+    let mut rest = Vec::new();
+    let _ = b.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        server.output().contains("GracefulShutdownTimeout reached"),
+        "{}",
+        server.output()
+    );
+}
+
+/// A PROXY v2 header for 203.0.113.9:40000 → 127.0.0.1:443 with the given TLVs.
+fn proxy_v2(tlvs: &[u8]) -> Vec<u8> {
+    let mut b = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    b.extend_from_slice(&[0x21, 0x11]);
+    let mut body = vec![203, 0, 113, 9, 127, 0, 0, 1];
+    body.extend_from_slice(&40000u16.to_be_bytes());
+    body.extend_from_slice(&443u16.to_be_bytes());
+    body.extend_from_slice(tlvs);
+    b.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    b.extend_from_slice(&body);
+    b
+}
+
+#[test]
+fn tls_from_the_proxy_header_makes_the_scheme_https() {
+    let sb = site();
+    let be = backend(&sb, "one");
+    let p = be.port;
+    script(
+        &sb,
+        "cgi-bin/env.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nenv | sort\n",
+    );
+    let core = start(
+        &sb,
+        &format!(
+            "RemoteIPProxyProtocol On\nProxyPass /app/ http://127.0.0.1:{p}/\n\
+             ProxyPassReverse /app/ http://127.0.0.1:{p}/\nScriptAlias /cgi-bin/ \"{}/\"\n",
+            sb.path().join("cgi-bin").display()
+        ),
+    );
+    // PP2_TYPE_SSL: client flags (PP2_CLIENT_SSL), verify, a PP2_SUBTYPE_SSL_VERSION.
+    let tls = [
+        0x20, 0, 15, 0x01, 0, 0, 0, 0, 0x21, 0, 7, b'T', b'L', b'S', b'v', b'1', b'.', b'3',
+    ];
+    let not_tls = [0x20, 0, 5, 0x00, 0, 0, 0, 0];
+    for (tlvs, scheme) in [
+        (&tls[..], "https"),
+        (&not_tls[..], "http"),
+        (&[][..], "http"),
+    ] {
+        let exchange = |path: &str| {
+            let mut req = proxy_v2(tlvs);
+            req.extend_from_slice(
+                format!("GET {path} HTTP/1.1\r\nHost: front.test\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+            raw_exchange(core.addr, &req, Duration::from_secs(20))
+        };
+        let r = exchange("/app/x");
+        let h = &json(&r)["headers"];
+        assert_eq!(h["x-forwarded-proto"], scheme, "{r}");
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9", "{r}");
+        assert_eq!(
+            h["forwarded"],
+            format!("for=203.0.113.9;proto={scheme};host=\"front.test\""),
+        );
+        let r = exchange("/app/redirect");
+        assert_eq!(
+            header(&r, "location"),
+            Some(format!("{scheme}://front.test/app/login").as_str()),
+            "{r}"
+        );
+        let r = exchange("/cgi-bin/env.sh");
+        assert_eq!(status(&r), 200, "{r}");
+        let env = body(&r);
+        assert!(
+            env.contains(&format!("\nREQUEST_SCHEME={scheme}\n")),
+            "{env}"
+        );
+        assert_eq!(env.contains("\nHTTPS=on\n"), scheme == "https", "{env}");
     }
 }

@@ -86,6 +86,8 @@ pub struct Invocation<'a> {
     pub parts: &'a http::request::Parts,
     pub remote: Option<SocketAddr>,
     pub local: Option<SocketAddr>,
+    /// The client connected over TLS (through httpd-tls).
+    pub https: bool,
     pub server_name: &'a str,
     pub document_root: &'a Path,
     pub user: Option<&'a str>,
@@ -132,6 +134,12 @@ fn environment(inv: &Invocation<'_>) -> Vec<(String, String)> {
         env.push(("SERVER_ADDR".into(), l.ip().to_string()));
         env.push(("SERVER_PORT".into(), l.port().to_string()));
     }
+    // Apache sets HTTPS=on only for TLS connections, and REQUEST_SCHEME always.
+    if inv.https {
+        env.push(("HTTPS".into(), "on".into()));
+    }
+    let scheme = if inv.https { "https" } else { "http" };
+    env.push(("REQUEST_SCHEME".into(), scheme.into()));
     if let Some(u) = inv.user {
         env.push(("REMOTE_USER".into(), u.into()));
         env.push(("AUTH_TYPE".into(), "Basic".into()));
@@ -364,6 +372,7 @@ mod tests {
             parts: &parts,
             remote: None,
             local: None,
+            https: true,
             server_name: "h",
             document_root: Path::new("/srv/www"),
             user: None,
@@ -373,6 +382,8 @@ mod tests {
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("HTTP_PROXY"), None);
         assert_eq!(get("HTTP_AUTHORIZATION"), None);
+        assert_eq!(get("HTTPS"), Some("on"));
+        assert_eq!(get("REQUEST_SCHEME"), Some("https"));
         assert_eq!(get("HTTP_X_A"), Some("1"));
         assert_eq!(get("CONTENT_LENGTH"), Some("3"));
         assert_eq!(get("QUERY_STRING"), Some("x=1"));

@@ -76,7 +76,20 @@ pub struct ConnShared {
     pub local: Option<SocketAddr>,
     /// The connection speaks HTTP/2.
     pub h2: AtomicBool,
+    /// The connection came through TLS (the PROXY v2 header's SSL TLV from httpd-tls).
+    pub https: bool,
+    /// A proxied request was upgraded (101): the backend side, spliced to this connection
+    /// once hyper hands it back ([`splice`]).
+    tunnel: std::sync::Mutex<Option<Tunnel>>,
 }
+
+/// Either side of an upgraded connection.
+pub trait TunnelIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> TunnelIo for T {}
+
+/// The backend side of an upgraded request: resolves when the backend's connection is
+/// handed over (None when that failed).
+pub type Tunnel = Pin<Box<dyn Future<Output = Option<Box<dyn TunnelIo>>> + Send>>;
 
 impl ConnShared {
     pub fn new(peer: Option<SocketAddr>, local: Option<SocketAddr>) -> ConnShared {
@@ -89,7 +102,18 @@ impl ConnShared {
             peer,
             local,
             h2: AtomicBool::new(false),
+            https: false,
+            tunnel: std::sync::Mutex::new(None),
         }
+    }
+
+    /// After the 101 response, splice the client's connection to `backend`.
+    pub fn set_tunnel(&self, backend: Tunnel) {
+        *self.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = Some(backend);
+    }
+
+    fn take_tunnel(&self) -> Option<Tunnel> {
+        self.tunnel.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     pub fn phase(&self) -> Phase {
@@ -125,6 +149,8 @@ pub struct TimedIo<S> {
     write_armed: bool,
     /// The connection went idle and reported EOF to hyper to be parked.
     parked: bool,
+    /// Spliced to an upgraded backend: shutting down really closes the write side.
+    tunnel: bool,
 }
 
 /// How long a kept-alive connection may sit idle inside hyper (with its read and write
@@ -148,6 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
             write_sleep: None,
             write_armed: false,
             parked: false,
+            tunnel: false,
         };
         io.enter(seen, now);
         io
@@ -342,7 +369,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<S> {
     /// logging a refused request, so the client's EOF comes after the log line is written
     /// (and a lingering close can still follow).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        if this.tunnel {
+            return Pin::new(&mut this.stream).poll_shutdown(cx);
+        }
+        Pin::new(&mut this.stream).poll_flush(cx)
     }
 }
 
@@ -368,6 +399,7 @@ pub async fn serve(
     let mut prefix = Bytes::new();
     let mut peer = peer;
     let mut want_h2 = false;
+    let mut https = false;
     if conf.proxy_protocol {
         let limit = conf.read_timeout.header.initial.max(Duration::from_secs(1));
         match tokio::time::timeout(limit, Box::pin(crate::proxy_protocol::read(&mut stream))).await
@@ -377,6 +409,7 @@ pub async fn serve(
                     peer = header.source;
                 }
                 want_h2 = header.alpn.as_deref() == Some(b"h2".as_slice());
+                https = header.ssl;
                 prefix = header.rest;
             }
             Ok(Err(e)) => {
@@ -408,7 +441,10 @@ pub async fn serve(
         want_h2 = buf.starts_with(H2_PREFACE);
         prefix = Bytes::from(buf);
     }
-    let shared = Arc::new(ConnShared::new(peer, local));
+    let shared = Arc::new(ConnShared {
+        https,
+        ..ConnShared::new(peer, local)
+    });
     let ctx = Arc::new(crate::pipeline::ConnCtx {
         site: Arc::clone(&site),
         state: Arc::clone(&state),
@@ -480,6 +516,13 @@ pub async fn serve(
             break result;
         }
         let parts = conn.into_parts();
+        if let Some(backend) = shared.take_tunnel() {
+            // A proxied upgrade: hyper wrote the 101 and handed the connection back.
+            let rest = parts.read_buf.clone();
+            drop(parts);
+            Box::pin(splice(&mut stream, rest, backend, &shared, &conf)).await;
+            break Ok(());
+        }
         tracing::trace!(parked = parts.io.inner().parked, "hyper connection done");
         if !parts.io.inner().parked || *stop.borrow() {
             break Ok(());
@@ -509,6 +552,30 @@ pub async fn serve(
     }
     if shared.linger.load(Ordering::Acquire) {
         Box::pin(linger(&mut stream)).await;
+    }
+}
+
+/// Copies bytes both ways between the client (after what hyper had already read) and an
+/// upgraded backend until both sides are done. The connection task stays alive meanwhile,
+/// so a graceful stop waits for it (up to GracefulShutdownTimeout) and a reload, which
+/// leaves open connections on their configuration, never cuts it.
+async fn splice(
+    stream: &mut Stream,
+    rest: Bytes,
+    backend: Tunnel,
+    shared: &Arc<ConnShared>,
+    conf: &ConnConf,
+) {
+    let Some(mut backend) = backend.await else {
+        return;
+    };
+    // No read deadline (either side may stay quiet); a stalled write still gets Timeout.
+    shared.set_phase(Phase::Handling);
+    let mut client = TimedIo::new(stream, rest, Arc::clone(shared), conf.clone());
+    client.tunnel = true;
+    match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+        Ok((up, down)) => tracing::debug!(up, down, "upgraded connection closed"),
+        Err(e) => tracing::debug!(error = %e, "upgraded connection ended"),
     }
 }
 

@@ -64,7 +64,9 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
 
     let conn = &host.conn;
     let h2 = parts.version == Version::HTTP_2;
+    // A 101 (a proxied upgrade) keeps the backend's `Connection: upgrade`.
     if !h2
+        && resp.status() != StatusCode::SWITCHING_PROTOCOLS
         && (close
             || !conn.keep_alive
             || (conn.max_keep_alive_requests > 0 && nth >= conn.max_keep_alive_requests))
@@ -253,10 +255,11 @@ async fn route(
                 client: crate::proxy::ClientSide {
                     ip: client,
                     host: front_host.as_deref(),
-                    proto: "http",
+                    proto: if ctx.shared.https { "https" } else { "http" },
                     server_name,
                 },
                 limit: eff.limit_request_body,
+                conn: &ctx.shared,
             };
             let (resp, generated) = crate::proxy::forward(fwd, parts, body).await;
             let resp = crate::substitute::filter(resp, &eff.substitute).await;
@@ -277,6 +280,7 @@ async fn route(
             parts,
             remote: ctx.shared.peer,
             local: ctx.shared.local,
+            https: ctx.shared.https,
             server_name: host.server_name.as_deref().unwrap_or("localhost"),
             document_root: &host.document_root,
             user: user.as_deref(),

@@ -11,12 +11,17 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 const V2_SIG: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 const PP2_TYPE_ALPN: u8 = 0x01;
+const PP2_TYPE_SSL: u8 = 0x20;
+/// In the SSL TLV's `client` byte: the client connected over SSL/TLS.
+const PP2_CLIENT_SSL: u8 = 0x01;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct ProxyHeader {
     /// The client address; None for `LOCAL`/`UNKNOWN` (health checks).
     pub source: Option<SocketAddr>,
     pub alpn: Option<Vec<u8>>,
+    /// The client connected over TLS (a `PP2_TYPE_SSL` TLV with `PP2_CLIENT_SSL` set).
+    pub ssl: bool,
     /// Bytes read past the header: the start of the HTTP stream.
     pub rest: Bytes,
 }
@@ -88,6 +93,7 @@ pub fn parse(buf: &[u8]) -> io::Result<Option<(ProxyHeader, usize)>> {
         ProxyHeader {
             source,
             alpn: None,
+            ssl: false,
             rest: Bytes::new(),
         },
         end + 2,
@@ -126,6 +132,7 @@ fn parse_v2(buf: &[u8]) -> io::Result<Option<(ProxyHeader, usize)>> {
         _ => return Err(bad("bad PROXY v2 address block")),
     };
     let mut alpn = None;
+    let mut ssl = false;
     let mut t = tlvs;
     while t.len() >= 3 {
         let kind = t[0];
@@ -133,8 +140,11 @@ fn parse_v2(buf: &[u8]) -> io::Result<Option<(ProxyHeader, usize)>> {
         if t.len() < 3 + l {
             return Err(bad("truncated PROXY v2 TLV"));
         }
-        if kind == PP2_TYPE_ALPN {
-            alpn = Some(t[3..3 + l].to_vec());
+        match kind {
+            PP2_TYPE_ALPN => alpn = Some(t[3..3 + l].to_vec()),
+            // The value starts with the `client` flags byte (then verify and sub-TLVs).
+            PP2_TYPE_SSL => ssl = t.get(3).is_some_and(|c| l > 0 && c & PP2_CLIENT_SSL != 0),
+            _ => {}
         }
         t = &t[3 + l..];
     }
@@ -142,6 +152,7 @@ fn parse_v2(buf: &[u8]) -> io::Result<Option<(ProxyHeader, usize)>> {
         ProxyHeader {
             source: if local { None } else { source },
             alpn,
+            ssl,
             rest: Bytes::new(),
         },
         16 + len,
@@ -187,7 +198,49 @@ mod tests {
         let (h, used) = parse(&b).unwrap().unwrap();
         assert_eq!(h.source, Some("203.0.113.7:8080".parse().unwrap()));
         assert_eq!(h.alpn.as_deref(), Some(b"h2".as_slice()));
+        assert!(!h.ssl);
         assert_eq!(&b[used..], b"PRI");
         assert!(parse(&b[..20]).unwrap().is_none());
+    }
+
+    fn v2_with_tlv(tlv: &[u8]) -> Vec<u8> {
+        let mut b = V2_SIG.to_vec();
+        b.extend_from_slice(&[0x21, 0x11]);
+        let mut body = vec![203, 0, 113, 7, 127, 0, 0, 1, 0x1f, 0x90, 0, 80];
+        body.extend_from_slice(tlv);
+        b.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        b.extend_from_slice(&body);
+        b
+    }
+
+    #[test]
+    fn v2_ssl_tlv() {
+        // client = PP2_CLIENT_SSL, verify = 0, a version sub-TLV.
+        let ssl = [
+            PP2_TYPE_SSL,
+            0,
+            10,
+            0x01,
+            0,
+            0,
+            0,
+            0,
+            0x21,
+            0,
+            2,
+            b'1',
+            b'3',
+        ];
+        let (h, _) = parse(&v2_with_tlv(&ssl)).unwrap().unwrap();
+        assert!(h.ssl);
+        // The TLV present but the client flag clear: not TLS.
+        let (h, _) = parse(&v2_with_tlv(&[PP2_TYPE_SSL, 0, 5, 0x00, 0, 0, 0, 0]))
+            .unwrap()
+            .unwrap();
+        assert!(!h.ssl);
+        // An empty SSL TLV is not TLS either; a truncated one is an error.
+        let (h, _) = parse(&v2_with_tlv(&[PP2_TYPE_SSL, 0, 0])).unwrap().unwrap();
+        assert!(!h.ssl);
+        assert!(parse(&v2_with_tlv(&[PP2_TYPE_SSL, 0, 9, 0x01])).is_err());
     }
 }

@@ -51,7 +51,8 @@ pub struct Rule {
     matcher: RuleMatch,
     target: Target,
     timeout: Option<Duration>,
-    /// `upgrade=` (default: websocket).
+    /// `upgrade=`: the protocols a client may switch to (default: websocket); `ANY` or
+    /// `*` for any protocol (mod_proxy_wstunnel's `upgrade=ANY`).
     upgrade: String,
     client: Backend,
 }
@@ -276,6 +277,26 @@ pub struct Forward<'a> {
     pub client: ClientSide<'a>,
     /// LimitRequestBody, enforced on bodies without a Content-Length too.
     pub limit: u64,
+    /// The client's connection, which an upgraded request is spliced to.
+    pub conn: &'a crate::connection::ConnShared,
+}
+
+impl Rule {
+    /// The `Upgrade` value to forward when the client asked for one this rule allows.
+    fn allowed_upgrade<'h>(&self, asked: Option<&'h HeaderValue>) -> Option<&'h HeaderValue> {
+        let asked = asked?;
+        let any = self.upgrade.eq_ignore_ascii_case("ANY") || self.upgrade == "*";
+        let text = asked.to_str().ok()?;
+        let ok = any
+            || text.split(',').any(|t| {
+                // `websocket`, or `name/version`: the protocol name is compared.
+                let name = t.trim().split('/').next().unwrap_or("");
+                self.upgrade
+                    .split(',')
+                    .any(|u| u.trim().eq_ignore_ascii_case(name))
+            });
+        ok.then_some(asked)
+    }
 }
 
 /// The response, and whether the proxy made it itself (an error page the pipeline may
@@ -290,24 +311,24 @@ pub async fn forward(
         .extensions
         .get::<hyper::upgrade::OnUpgrade>()
         .is_some();
-    let upgrade = parts
+    // The client must also have listed Upgrade in Connection (RFC 9110 §7.8).
+    let conn_upgrade = parts
         .headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .filter(|u| {
-            f.rule.upgrade == "*"
-                || u.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(&f.rule.upgrade))
-        })
-        .filter(|_| can_upgrade)
-        .map(str::to_string);
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let upgrade = f
+        .rule
+        .allowed_upgrade(parts.headers.get(header::UPGRADE))
+        .filter(|_| can_upgrade && conn_upgrade)
+        .cloned();
     let mut h = parts.headers.clone();
     headers::strip_hop_by_hop(&mut h);
     if let Some(u) = &upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        if let Ok(v) = HeaderValue::from_str(u) {
-            h.insert(header::UPGRADE, v);
-        }
+        h.insert(header::UPGRADE, u.clone());
     }
     if f.proxy.add_headers {
         headers::add_forwarded(&mut h, &f.client);
@@ -396,7 +417,14 @@ pub async fn forward(
                 }
                 return (error_page::builtin(StatusCode::BAD_GATEWAY), true);
             }
-            Ok(Ok(resp)) => return (relay(f.proxy, resp, parts, upgrade.is_some()), false),
+            Ok(Ok(resp)) => {
+                let upgrading = upgrade.is_some();
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS && !upgrading {
+                    tracing::error!(backend = %url, "backend switched protocols unasked");
+                    return (error_page::builtin(StatusCode::BAD_GATEWAY), true);
+                }
+                return (relay(&f, resp, parts, upgrading), false);
+            }
         }
     }
 }
@@ -424,50 +452,47 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The backend's response back to the client: headers cleaned and reversed, the body
-/// streamed, and a 101 spliced into a tunnel.
+/// streamed. A 101 keeps its Connection/Upgrade pair, and the backend's upgraded
+/// connection is handed to the client's connection task, which splices the two once hyper
+/// has written the 101 (a backend that refuses the upgrade is relayed as any response).
 fn relay(
-    proxy: &Proxy,
+    f: &Forward<'_>,
     mut resp: Response<Incoming>,
-    parts: &mut http::request::Parts,
+    parts: &http::request::Parts,
     upgrading: bool,
 ) -> Response<Body> {
-    if upgrading && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+    let switching = upgrading && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching {
         let backend = hyper::upgrade::on(&mut resp);
-        let client = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-        let upgrade_hdr = resp.headers().get(header::UPGRADE).cloned();
-        let mut out = Response::new(Body::empty());
-        *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        for (k, v) in resp.headers() {
-            out.headers_mut().append(k.clone(), v.clone());
-        }
-        out.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        if let Some(u) = upgrade_hdr {
-            out.headers_mut().insert(header::UPGRADE, u);
-        }
-        tokio::spawn(async move {
-            let (Some(client), Ok(backend)) = (client, backend.await) else {
-                return;
-            };
-            let Ok(client) = client.await else { return };
-            let mut a = TokioIo::new(client);
-            let mut b = TokioIo::new(backend);
-            if let Err(e) = tokio::io::copy_bidirectional(&mut a, &mut b).await {
-                tracing::debug!(error = %e, "upgraded connection ended");
+        f.conn.set_tunnel(Box::pin(async move {
+            match backend.await {
+                Ok(up) => Some(Box::new(TokioIo::new(up)) as Box<dyn crate::connection::TunnelIo>),
+                Err(e) => {
+                    tracing::error!(error = %e, "backend upgrade failed");
+                    None
+                }
             }
-        });
-        return out;
+        }));
     }
+    let upgrade_hdr = resp.headers().get(header::UPGRADE).cloned();
     let (mut rp, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut rp.headers);
-    if !proxy.reverse.is_empty() {
+    if switching {
+        rp.headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(u) = upgrade_hdr {
+            rp.headers.insert(header::UPGRADE, u);
+        }
+        return Response::from_parts(rp, Body::empty());
+    }
+    if !f.proxy.reverse.is_empty() {
         let front = parts
             .headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
-            .map(|h| format!("http://{h}"))
+            .map(|h| format!("{}://{h}", f.client.proto))
             .unwrap_or_default();
-        headers::reverse(&mut rp.headers, &proxy.reverse, &front);
+        headers::reverse(&mut rp.headers, &f.proxy.reverse, &front);
     }
     let body = body.map_err(io::Error::other);
     Response::from_parts(rp, Body::stream(Box::pin(body)))
