@@ -914,3 +914,62 @@ fn listens_on_ipv6() {
     let r = get(addr, "/hello.txt", "");
     assert_eq!(body(&r), "hello, world\n");
 }
+
+/// `MaxRanges` (Apache core, per directory): more ranges than the cap and the whole file
+/// is sent with 200; `none` ignores Range; `unlimited` has no cap; `default` is 200.
+#[test]
+fn max_ranges_caps_none_unlimited_default() {
+    let sb = site();
+    for d in ["two", "none", "unlimited", "default"] {
+        sb.write(&format!("www/{d}/digits.txt"), "0123456789");
+    }
+    let www = sb.path().join("www");
+    let core = start(
+        &sb,
+        &format!(
+            "{}MaxRanges 2\n<Directory \"{w}/none\">\nMaxRanges none\n</Directory>\n<Directory \"{w}/unlimited\">\nMaxRanges unlimited\n</Directory>\n<Directory \"{w}/default\">\nMaxRanges default\n</Directory>\n",
+            docroot(&sb),
+            w = www.display()
+        ),
+    );
+    let ranges = |n: usize| {
+        let list: Vec<String> = (0..n).map(|i| format!("{}-{}", i % 10, i % 10)).collect();
+        format!("Range: bytes={}\r\n", list.join(","))
+    };
+    let a = core.addr;
+    // Two separate ranges under the server-wide cap of 2: multipart 206.
+    let r = get(a, "/two/digits.txt", "Range: bytes=0-0,4-4\r\n");
+    assert_eq!(status(&r), 206, "{r}");
+    assert!(header(&r, "content-type")
+        .unwrap()
+        .starts_with("multipart/byteranges"));
+    // Three: over the cap, the full file.
+    let r = get(a, "/two/digits.txt", "Range: bytes=0-0,4-4,8-8\r\n");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(body(&r), "0123456789");
+    assert_eq!(header(&r, "content-range"), None, "{r}");
+    // Merged ranges still count as asked: three items that merge into one are over 2.
+    let r = get(a, "/two/digits.txt", "Range: bytes=0-1,1-2,2-3\r\n");
+    assert_eq!(status(&r), 200, "{r}");
+    // `none`: even one range is ignored.
+    let r = get(a, "/none/digits.txt", "Range: bytes=2-3\r\n");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(body(&r), "0123456789");
+    // `unlimited`: 500 items (merged into ten single bytes, one part).
+    let r = get(a, "/unlimited/digits.txt", &ranges(500));
+    assert_eq!(status(&r), 206, "{r}");
+    assert_eq!(header(&r, "content-range"), Some("bytes 0-9/10"), "{r}");
+    // `default` is Apache's 200.
+    let r = get(a, "/default/digits.txt", &ranges(200));
+    assert_eq!(status(&r), 206, "{r}");
+    let r = get(a, "/default/digits.txt", &ranges(201));
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(body(&r), "0123456789");
+
+    // A bad value is a config error with its location.
+    let bad = sb.write("bad.conf", "Listen 127.0.0.1:0\nMaxRanges 0\n");
+    let out = run("httpd-conftest", sb.path(), &[bad.to_str().unwrap()]);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(out.stderr.contains("bad.conf:2:"), "{out:?}");
+    assert!(out.stderr.contains("MaxRanges must be"), "{out:?}");
+}

@@ -224,6 +224,17 @@ impl Server {
         }
     }
 
+    /// Waits for httpd-core's `listening on http://ADDR` line and returns ADDR.
+    pub fn wait_for_listen(&self) -> SocketAddr {
+        let line = self.wait_for_line("listening on http://");
+        line.rsplit("http://")
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no address in {line:?}"))
+    }
+
     /// Everything the child printed so far (stderr and stdout interleaved by line).
     pub fn output(&self) -> String {
         self.stderr.lock().unwrap().clone()
@@ -319,14 +330,7 @@ pub fn start_core(dir: &Path, conf: &Path) -> (Server, SocketAddr) {
             .arg("-f")
             .arg(conf),
     );
-    let line = server.wait_for_line("listening on http://");
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .expect("address in the ready line");
+    let addr = server.wait_for_listen();
     server.wait_for_line("ready");
     (server, addr)
 }

@@ -535,6 +535,23 @@ pub enum ErrorDocument {
     Default,
 }
 
+/// `MaxRanges default | unlimited | none | N` (Apache core; `default` is 200).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaxRanges {
+    /// No cap.
+    Unlimited,
+    /// Range headers are ignored: always the full representation.
+    None,
+    /// More ranges than this and the full representation is sent (200).
+    Limit(u32),
+}
+
+impl MaxRanges {
+    /// Apache's `default`.
+    pub const DEFAULT: MaxRanges = MaxRanges::Limit(200);
+}
+
 /// Per-directory settings. `None` or empty means "inherit from the enclosing scope".
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PerDir {
@@ -558,6 +575,8 @@ pub struct PerDir {
     pub auth_name: Option<String>,
     pub auth_user_file: Option<PathBuf>,
     pub limit_request_body: Option<u64>,
+    /// `MaxRanges` (core): how many ranges a Range header may ask for.
+    pub max_ranges: Option<MaxRanges>,
     /// `IndexOptions` keywords as written.
     pub index_options: Vec<String>,
     /// `FileETag` keywords as written.

@@ -456,6 +456,15 @@ impl Sink {
         }
     }
 
+    /// The target this sink writes to, as the site builder keys it (`file:PATH`,
+    /// `pipe:COMMAND`).
+    pub fn key(&self) -> String {
+        match self {
+            Sink::File { path, .. } => format!("file:{}", path.display()),
+            Sink::Pipe { command, .. } => format!("pipe:{command}"),
+        }
+    }
+
     /// USR1: reopen a log file (logrotate moved it away).
     pub fn reopen(&self) {
         if let Sink::File { path, file } = self {
@@ -487,12 +496,14 @@ fn open_append(path: &PathBuf) -> io::Result<File> {
 }
 
 fn spawn_logger(command: &str) -> io::Result<(Child, ChildStdin)> {
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()?;
+        .stdout(Stdio::null());
+    // Started before root is given up: as the User already (see crate::privileges).
+    crate::privileges::apply_to(&mut cmd);
+    let mut child = cmd.spawn()?;
     let stdin = child
         .stdin
         .take()

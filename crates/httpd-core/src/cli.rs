@@ -75,8 +75,8 @@ fn load(source: &Source, opts: &LoadOptions) -> Result<Loaded, Error> {
     }
 }
 
-/// Loads and builds a site, printing diagnostics to stderr.
-fn load_site(source: &Source, opts: &LoadOptions) -> Result<Site, Error> {
+/// Loads and validates the configuration, printing diagnostics to stderr.
+fn load_config(source: &Source, opts: &LoadOptions) -> Result<Loaded, Error> {
     let loaded = load(source, opts)?;
     // The embedded default lists the directory on purpose (like `python3 -m http.server`),
     // so its own "Options Indexes on the DocumentRoot" warning is not the user's concern;
@@ -95,7 +95,14 @@ fn load_site(source: &Source, opts: &LoadOptions) -> Result<Site, Error> {
                 .count(),
         });
     }
-    site::build::build(&loaded.config, &source.name())
+    Ok(loaded)
+}
+
+/// Loads and builds a site; `previous` is the running one on a reload (its open log files
+/// stand in for ones the server, no longer root, may not reopen).
+fn load_site(source: &Source, opts: &LoadOptions, previous: Option<&Site>) -> Result<Site, Error> {
+    let loaded = load_config(source, opts)?;
+    site::build::build(&loaded.config, &source.name(), previous)
 }
 
 /// The whole program; main.rs only calls this.
@@ -233,7 +240,12 @@ fn init_tracing(site: &Site) {
 }
 
 fn run(source: Source, opts: LoadOptions) -> Result<(), Error> {
-    let site = load_site(&source, &opts)?;
+    let loaded = load_config(&source, &opts)?;
+    // Resolved before the site is built, so piped loggers start as the User already.
+    let server = &loaded.config.server;
+    let identity = crate::privileges::resolve(server.user.as_deref(), server.group.as_deref())?;
+    crate::privileges::set_target(identity.clone());
+    let site = site::build::build(&loaded.config, &source.name(), None)?;
     init_tracing(&site);
     crate::sys::raise_nofile_limit();
     // One CPU (as when pinned with taskset): a single-threaded runtime avoids the
@@ -250,10 +262,15 @@ fn run(source: Source, opts: LoadOptions) -> Result<(), Error> {
         what: "cannot start the runtime".into(),
         source,
     })?;
-    rt.block_on(serve(site, source, opts))
+    rt.block_on(serve(site, source, opts, identity))
 }
 
-async fn serve(site: Site, source: Source, opts: LoadOptions) -> Result<(), Error> {
+async fn serve(
+    site: Site,
+    source: Source,
+    opts: LoadOptions,
+    identity: Option<crate::privileges::Identity>,
+) -> Result<(), Error> {
     let mut listeners = Listener::from_systemd();
     if listeners.is_empty() {
         if site.listen.is_empty() {
@@ -285,6 +302,17 @@ async fn serve(site: Site, source: Source, opts: LoadOptions) -> Result<(), Erro
             source,
         })?;
     }
+    // Listeners bound, logs and piped loggers open, PidFile written: root is no longer
+    // needed (mod_unixd's order). The PidFile may then outlive the server if its
+    // directory is not writable by the User.
+    if let Some(id) = &identity {
+        crate::privileges::drop_to(id)?;
+        eprintln!(
+            "httpd-core: running as uid {} gid {}",
+            nix::unistd::geteuid(),
+            nix::unistd::getegid()
+        );
+    }
     let state = Arc::new(ServerState::new(site));
     let io_err = |source| Error::Io {
         what: "cannot install signal handlers".into(),
@@ -304,11 +332,15 @@ async fn serve(site: Site, source: Source, opts: LoadOptions) -> Result<(), Erro
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => {
-                    crate::notify::send("RELOADING=1");
-                    match load_site(&source, &opts) {
+                    crate::notify::reloading();
+                    let old = state2.site();
+                    match load_site(&source, &opts, Some(&old)) {
                         Ok(new) => {
-                            if new.listen != state2.site().listen {
-                                tracing::warn!("Listen changes take effect only after a restart");
+                            if new.listen != old.listen {
+                                tracing::warn!("Listen changes take effect only after a restart; the listeners are kept");
+                            }
+                            if (&new.server.user, &new.server.group) != (&old.server.user, &old.server.group) {
+                                tracing::warn!("User/Group changes take effect only after a restart");
                             }
                             state2.swap(new);
                             eprintln!("httpd-core: configuration reloaded");

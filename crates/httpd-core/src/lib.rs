@@ -3,7 +3,8 @@
 //!
 //! Codemap, in the order a request flows:
 //! - [`cli`]: command line, config loading (conftest), signals, pid file, ready line.
-//! - [`listener`]: TCP, Unix and systemd-passed sockets; [`sys`]: the raw fd calls.
+//! - [`listener`]: TCP, Unix and systemd-passed sockets; [`sys`]: the raw fd calls;
+//!   [`privileges`]: User/Group, root given up after binding.
 //! - [`server`]: accept loops, MaxRequestWorkers, graceful drain, [`server::ServerState`].
 //! - [`connection`]: one connection: PROXY header ([`proxy_protocol`]), h2c sniffing,
 //!   hyper HTTP/1.1 or HTTP/2, the timeouts ([`connection::TimedIo`]), lingering close.
@@ -32,6 +33,7 @@ pub mod error_page;
 pub mod listener;
 pub mod notify;
 pub mod pipeline;
+pub mod privileges;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod resolve;

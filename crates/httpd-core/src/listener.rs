@@ -84,7 +84,9 @@ impl Listener {
         }
     }
 
-    /// Takes the listening sockets systemd passed (LISTEN_PID must be ours).
+    /// Takes the listening sockets systemd passed (sd_listen_fds(3): `LISTEN_PID` must be
+    /// ours, the descriptors start at 3). The variables are then removed and the
+    /// descriptors marked close-on-exec, so CGI scripts and piped loggers inherit neither.
     pub fn from_systemd() -> Vec<Listener> {
         let ok_pid = std::env::var("LISTEN_PID")
             .ok()
@@ -94,13 +96,20 @@ impl Listener {
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        if !ok_pid || n <= 0 {
+        for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+            std::env::remove_var(var);
+        }
+        if !ok_pid || !(1..=1024).contains(&n) {
             return Vec::new();
         }
         let mut out = Vec::new();
         for fd in 3..3 + n {
-            if let Some(l) = crate::sys::listener_from_fd(fd) {
-                out.push(l);
+            match crate::sys::listener_from_fd(fd) {
+                Some(l) => out.push(l),
+                None => tracing::warn!(
+                    fd,
+                    "LISTEN_FDS: descriptor is not a listening socket; skipped"
+                ),
             }
         }
         out

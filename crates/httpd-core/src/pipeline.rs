@@ -218,7 +218,7 @@ async fn route(
                 parts.extensions.insert(crate::auth::AuthUser(user));
             }
             Ok(None) => {}
-            Err(resp) => return finish_error(*resp, &eff, host, parts, site, client),
+            Err(resp) => return finish_error(*resp, &eff, host, parts, client),
         }
     }
     let declared = parts
@@ -264,7 +264,7 @@ async fn route(
             let (resp, generated) = crate::proxy::forward(fwd, parts, body).await;
             let resp = crate::substitute::filter(resp, &eff.substitute).await;
             return if generated {
-                finish_error(resp, &eff, host, parts, site, client)
+                finish_error(resp, &eff, host, parts, client)
             } else {
                 with_headers(resp, &eff)
             };
@@ -289,7 +289,7 @@ async fn route(
         let resp = crate::cgi::run(inv, body, eff.limit_request_body).await;
         let resp = crate::substitute::filter(resp, &eff.substitute).await;
         return if resp.status().as_u16() >= 400 {
-            finish_error(resp, &eff, host, parts, site, client)
+            finish_error(resp, &eff, host, parts, client)
         } else {
             with_headers(resp, &eff)
         };
@@ -312,7 +312,7 @@ async fn route(
                 query: parts.uri.query(),
                 mapped,
                 eff: &eff,
-                max_ranges: site.server.max_ranges,
+                max_ranges: eff.max_ranges,
                 cache: Some(&host.file_cache),
             };
             static_files::respond(static_files::decide(&req), trace)
@@ -320,7 +320,7 @@ async fn route(
     };
     let resp = crate::substitute::filter(resp, &eff.substitute).await;
     if resp.status().as_u16() >= 400 {
-        finish_error(resp, &eff, host, parts, site, client)
+        finish_error(resp, &eff, host, parts, client)
     } else {
         with_headers(resp, &eff)
     }
@@ -425,7 +425,6 @@ fn finish_error(
     eff: &Effective,
     host: &Host,
     parts: &http::request::Parts,
-    site: &Site,
     client: IpAddr,
 ) -> Response<Body> {
     let status = resp.status();
@@ -442,7 +441,7 @@ fn finish_error(
             r
         }
         Some(ErrorDocument::Local(url)) => {
-            local_error_document(url, status, host, parts, site, client).unwrap_or(resp)
+            local_error_document(url, status, host, parts, client).unwrap_or(resp)
         }
     };
     // Keep what the original response said about the resource (Allow, Content-Range).
@@ -467,7 +466,6 @@ fn local_error_document(
     status: StatusCode,
     host: &Host,
     parts: &http::request::Parts,
-    site: &Site,
     client: IpAddr,
 ) -> Option<Response<Body>> {
     let path = resolve::normalize(url.split('?').next().unwrap_or(url)).ok()?;
@@ -485,7 +483,7 @@ fn local_error_document(
         query: None,
         mapped,
         eff: &eff,
-        max_ranges: site.server.max_ranges,
+        max_ranges: eff.max_ranges,
         cache: None,
     };
     match static_files::decide(&req) {

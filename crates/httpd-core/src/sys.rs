@@ -17,6 +17,27 @@ pub fn listener_from_fd(fd: i32) -> Option<Listener> {
     if rc != 0 {
         return None;
     }
+    let mut listening: libc::c_int = 0;
+    let mut optlen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: listening and optlen are valid for writes of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            &mut listening as *mut _ as *mut libc::c_void,
+            &mut optlen,
+        )
+    };
+    if rc != 0 || listening == 0 {
+        return None;
+    }
+    // Inherited without close-on-exec (it had to survive systemd's exec): set it now, so
+    // no CGI script or piped logger gets the listening socket.
+    // SAFETY: fcntl on a descriptor we were given; no memory is passed.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return None;
+    }
     if addr.ss_family as i32 == libc::AF_UNIX {
         // SAFETY: fd is an open Unix socket we own from now on.
         let std_l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };

@@ -181,6 +181,20 @@ impl Validator<'_> {
                     dir.limit_request_body = Some(n);
                 }
             }
+            "maxranges" => {
+                if let Some(a) = self.one(d) {
+                    match max_ranges(&a.value) {
+                        Some(m) => dir.max_ranges = Some(m),
+                        None => self.error(
+                            &a.loc,
+                            format!(
+                                "MaxRanges must be default, unlimited, none or a positive number, not {:?}",
+                                a.value
+                            ),
+                        ),
+                    }
+                }
+            }
             "indexoptions" => dir
                 .index_options
                 .extend(d.values().iter().map(|s| s.to_string())),

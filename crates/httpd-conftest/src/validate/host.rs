@@ -85,8 +85,28 @@ impl Validator<'_> {
                     self.server.trace_enable = v != "off";
                 }
             }
-            "user" => self.server.user = self.one(d).map(|a| a.value.clone()),
-            "group" => self.server.group = self.one(d).map(|a| a.value.clone()),
+            "user" | "group" => {
+                if let Some(a) = self.one(d) {
+                    match account_check(name == "user", &a.value) {
+                        Account::Known => {}
+                        Account::Root => self.error(
+                            &a.loc,
+                            "User root: the server must not serve requests as root (Apache refuses too)",
+                        ),
+                        // Like a missing file: the build machine may not have the account.
+                        Account::Unknown => self.warning(
+                            &a.loc,
+                            format!("{} {} does not exist on this machine; httpd-core started as root will refuse to start", d.name, a.value),
+                        ),
+                    }
+                    let v = Some(a.value.clone());
+                    if name == "user" {
+                        self.server.user = v;
+                    } else {
+                        self.server.group = v;
+                    }
+                }
+            }
             "limitrequestfields" => {
                 if let Some(n) = self.number(d, 0, 32_767) {
                     self.server.limit_request_fields = n as u32;

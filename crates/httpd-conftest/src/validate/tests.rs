@@ -97,3 +97,35 @@ fn server_names() {
     assert!(!valid_server_name(""));
     assert_eq!(strip_scheme_port("HTTPS://Example.com:8443"), "example.com");
 }
+
+#[test]
+fn max_ranges_values() {
+    use crate::model::MaxRanges;
+    let ok = [
+        ("default", MaxRanges::Limit(200)),
+        ("Unlimited", MaxRanges::Unlimited),
+        ("none", MaxRanges::None),
+        ("1", MaxRanges::Limit(1)),
+        ("5000", MaxRanges::Limit(5000)),
+    ];
+    for (input, want) in ok {
+        assert_eq!(max_ranges(input), Some(want), "{input}");
+    }
+    for bad in ["0", "-1", "", "many", "99999999999"] {
+        assert_eq!(max_ranges(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn accounts() {
+    assert_eq!(account_check(true, "root"), Account::Root);
+    assert_eq!(account_check(true, "#0"), Account::Root);
+    assert_eq!(account_check(false, "#0"), Account::Known);
+    assert_eq!(account_check(true, "#1000"), Account::Known);
+    assert_eq!(account_check(true, "no-such-user-httpd"), Account::Unknown);
+    assert_eq!(
+        account_check(false, "no-such-group-httpd"),
+        Account::Unknown
+    );
+    assert_eq!(account_check(true, "#x"), Account::Unknown);
+}

@@ -304,3 +304,51 @@ pub fn check_log_format(fmt: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `MaxRanges`: `default` (200), `unlimited`, `none`, or a positive number (Apache
+/// refuses 0 and negatives).
+pub fn max_ranges(v: &str) -> Option<crate::model::MaxRanges> {
+    use crate::model::MaxRanges;
+    match v.to_ascii_lowercase().as_str() {
+        "default" => Some(MaxRanges::DEFAULT),
+        "unlimited" => Some(MaxRanges::Unlimited),
+        "none" => Some(MaxRanges::None),
+        n => match n.parse::<u32>() {
+            Ok(n) if n > 0 => Some(MaxRanges::Limit(n)),
+            _ => None,
+        },
+    }
+}
+
+/// What `User`/`Group` names on this machine.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Account {
+    Known,
+    Unknown,
+    /// `User root` (or `#0`).
+    Root,
+}
+
+/// Looks a `User` (`is_user`) or `Group` up: a name, or `#N` (an id, always accepted).
+pub fn account_check(is_user: bool, v: &str) -> Account {
+    use nix::unistd::{Group, User};
+    if let Some(id) = v.strip_prefix('#') {
+        return match id.parse::<u32>() {
+            Ok(0) if is_user => Account::Root,
+            Ok(_) => Account::Known,
+            Err(_) => Account::Unknown,
+        };
+    }
+    if is_user {
+        match User::from_name(v) {
+            Ok(Some(u)) if u.uid.is_root() => Account::Root,
+            Ok(Some(_)) => Account::Known,
+            _ => Account::Unknown,
+        }
+    } else {
+        match Group::from_name(v) {
+            Ok(Some(_)) => Account::Known,
+            _ => Account::Unknown,
+        }
+    }
+}

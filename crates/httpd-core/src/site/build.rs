@@ -13,9 +13,19 @@ use crate::access_log::{AccessLog, Format, Sink};
 use crate::error::Error;
 
 /// Builds the runtime site from a validated configuration. `source` names where it came
-/// from, for messages.
-pub fn build(config: &model::Config, source: &str) -> Result<Site, Error> {
-    let mut sinks: HashMap<String, Arc<Sink>> = HashMap::new();
+/// from, for messages. On a reload, `previous` is the running site: a log file this
+/// process may no longer open (it gave root up, see [`crate::privileges`]) keeps its
+/// already open descriptor instead of failing the reload.
+pub fn build(config: &model::Config, source: &str, previous: Option<&Site>) -> Result<Site, Error> {
+    let mut sinks = Sinks {
+        opened: HashMap::new(),
+        previous: previous
+            .into_iter()
+            .flat_map(|s| s.hosts.iter())
+            .flat_map(|h| h.access_logs.iter())
+            .map(|l| (l.sink.key(), Arc::clone(&l.sink)))
+            .collect(),
+    };
     let root = &config.server_root;
     let mut hosts = vec![Arc::new(host(
         &config.main,
@@ -65,13 +75,45 @@ pub fn build(config: &model::Config, source: &str) -> Result<Site, Error> {
             limit_request_fields: s.limit_request_fields as usize,
             limit_request_field_size: s.limit_request_field_size as usize,
             limit_request_line: s.limit_request_line as usize,
-            max_ranges: 200,
             error_log,
             log_level: config.main.log_level.clone(),
+            user: s.user.clone(),
+            group: s.group.clone(),
         },
         hosts,
         source: source.to_string(),
     })
+}
+
+/// The log sinks of one build: one per distinct target, and the running site's ones.
+struct Sinks {
+    opened: HashMap<String, Arc<Sink>>,
+    previous: HashMap<String, Arc<Sink>>,
+}
+
+impl Sinks {
+    fn get(
+        &mut self,
+        key: String,
+        make: Box<dyn Fn() -> Result<Sink, Error>>,
+    ) -> Result<Arc<Sink>, Error> {
+        if let Some(s) = self.opened.get(&key) {
+            return Ok(Arc::clone(s));
+        }
+        let s = match make() {
+            Ok(s) => Arc::new(s),
+            Err(Error::Log { source, target })
+                if source.kind() == std::io::ErrorKind::PermissionDenied
+                    && self.previous.contains_key(&key) =>
+            {
+                tracing::warn!(log = %target, error = %source, "cannot reopen the log after giving root up; keeping the open one");
+                Arc::clone(&self.previous[&key])
+            }
+            Err(e) => return Err(e),
+        };
+        self.opened.insert(key, Arc::clone(&s));
+        Ok(s)
+    }
 }
 
 fn absolute(root: &Path, p: &Path) -> PathBuf {
@@ -86,7 +128,7 @@ fn host(
     h: &model::Host,
     root: &Path,
     addrs: Vec<VhostAddr>,
-    sinks: &mut HashMap<String, Arc<Sink>>,
+    sinks: &mut Sinks,
     config: &model::Config,
 ) -> Result<Host, Error> {
     let document_root = absolute(root, &h.document_root);
@@ -172,14 +214,7 @@ fn host(
                 continue;
             }
         };
-        let sink = match sinks.get(&key) {
-            Some(s) => Arc::clone(s),
-            None => {
-                let s = Arc::new(make()?);
-                sinks.insert(key, Arc::clone(&s));
-                s
-            }
-        };
+        let sink = sinks.get(key, make)?;
         access_logs.push(Arc::new(AccessLog {
             format: Format::compile(&cl.format),
             sink,
@@ -401,6 +436,11 @@ fn per_dir(d: &model::PerDir) -> Result<PerDir, Error> {
         request_headers: d.request_headers.iter().filter_map(header_rule).collect(),
         require: d.require.as_ref().map(require),
         limit_request_body: d.limit_request_body,
+        max_ranges: d.max_ranges.map(|m| match m {
+            model::MaxRanges::Unlimited => usize::MAX,
+            model::MaxRanges::None => 0,
+            model::MaxRanges::Limit(n) => n as usize,
+        }),
         auth_basic: d
             .auth_type
             .as_ref()

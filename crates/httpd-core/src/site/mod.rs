@@ -58,10 +58,11 @@ pub struct ServerConf {
     pub limit_request_fields: usize,
     pub limit_request_field_size: usize,
     pub limit_request_line: usize,
-    /// Apache's MaxRanges: more ranges than this and the whole file is sent.
-    pub max_ranges: usize,
     pub error_log: ErrorLogTarget,
     pub log_level: String,
+    /// `User` / `Group` as written (applied once, at start: see [`crate::privileges`]).
+    pub user: Option<String>,
+    pub group: Option<String>,
 }
 
 impl Default for ServerConf {
@@ -75,9 +76,10 @@ impl Default for ServerConf {
             limit_request_fields: 100,
             limit_request_field_size: 8190,
             limit_request_line: 8190,
-            max_ranges: 200,
             error_log: ErrorLogTarget::Stderr,
             log_level: "warn".into(),
+            user: None,
+            group: None,
         }
     }
 }
@@ -426,6 +428,8 @@ pub struct PerDir {
     pub request_headers: Vec<HeaderRule>,
     pub require: Option<Require>,
     pub limit_request_body: Option<u64>,
+    /// `MaxRanges`: 0 is `none`, `usize::MAX` is `unlimited`.
+    pub max_ranges: Option<usize>,
     /// AuthType Basic / AuthName / AuthUserFile, each None to inherit.
     pub auth_basic: Option<bool>,
     pub auth_name: Option<String>,
@@ -453,6 +457,9 @@ pub struct Effective {
     pub request_headers: Vec<HeaderRule>,
     pub require: Option<Require>,
     pub limit_request_body: u64,
+    /// Apache's MaxRanges: more ranges than this and the whole file is sent (0: Range
+    /// ignored, `usize::MAX`: no cap).
+    pub max_ranges: usize,
     pub auth: crate::auth::AuthSettings,
     pub substitute: Vec<Arc<crate::substitute::Rule>>,
     /// `FallbackResource` (mod_dir); "disabled" is None.
@@ -475,6 +482,7 @@ impl Default for Effective {
             request_headers: Vec::new(),
             require: None,
             limit_request_body: 1 << 30,
+            max_ranges: 200,
             auth: Default::default(),
             substitute: Vec::new(),
             fallback_resource: None,
@@ -531,6 +539,9 @@ impl Effective {
         }
         if let Some(l) = d.limit_request_body {
             self.limit_request_body = if l == 0 { u64::MAX } else { l };
+        }
+        if let Some(m) = d.max_ranges {
+            self.max_ranges = m;
         }
         if let Some(b) = d.auth_basic {
             self.auth.basic = b;

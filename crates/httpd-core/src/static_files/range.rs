@@ -13,11 +13,16 @@ pub enum RangeDecision {
     Unsatisfiable,
 }
 
-/// Decides a Range header value for a representation of `len` bytes.
+/// Decides a Range header value for a representation of `len` bytes. `max_ranges` is
+/// Apache's MaxRanges: 0 is `none` (ranges ignored), `usize::MAX` is `unlimited`; more
+/// ranges than it and the full representation is sent, as Apache does.
 pub fn decide(header: &str, len: u64, max_ranges: usize) -> RangeDecision {
     let Some(spec) = header.trim().strip_prefix("bytes=") else {
         return RangeDecision::Full;
     };
+    if max_ranges == 0 {
+        return RangeDecision::Full;
+    }
     let mut ranges = Vec::new();
     let mut count = 0usize;
     for item in spec.split(',') {
@@ -61,7 +66,7 @@ pub fn decide(header: &str, len: u64, max_ranges: usize) -> RangeDecision {
     if count == 0 {
         return RangeDecision::Full;
     }
-    if max_ranges > 0 && count > max_ranges {
+    if count > max_ranges {
         return RangeDecision::Full;
     }
     if ranges.is_empty() {
@@ -115,5 +120,9 @@ mod tests {
         assert_eq!(decide(&many, 10, 200), Full);
         let ok = format!("bytes={}", vec!["0-0"; 200].join(","));
         assert_eq!(decide(&ok, 10, 200), Ranges(vec![(0, 0)]));
+        // `none` ignores every Range header; `unlimited` takes any count.
+        assert_eq!(decide("bytes=0-0", 10, 0), Full);
+        assert_eq!(decide(&many, 10, usize::MAX), Ranges(vec![(0, 0)]));
+        assert_eq!(decide("bytes=0-1,4-5", 10, 1), Full);
     }
 }
