@@ -966,3 +966,110 @@ fn tls_from_the_proxy_header_makes_the_scheme_https() {
         assert_eq!(env.contains("\nHTTPS=on\n"), scheme == "https", "{env}");
     }
 }
+
+/// RFC 3875 §6.2.2: `Location: /path` without a Status is served by core itself as a GET
+/// (no 302 reaches the client; the script's body is dropped), through the whole pipeline
+/// again; a redirect loop ends with 500 after 10 (LimitInternalRecursion); the access log
+/// keeps the original request. ScriptAliasMatch runs CGI with `$N` substituted and the
+/// rest of the path as PATH_INFO.
+#[test]
+fn cgi_local_redirect_and_script_alias_match() {
+    require_tool("python3");
+    let sb = site();
+    sb.write("www/target.txt", "the target\n");
+    script(
+        &sb,
+        "cgi-bin/local.sh",
+        "#!/bin/sh\nprintf 'Location: /target.txt\\n\\n'\necho 'dropped body'\n",
+    );
+    script(
+        &sb,
+        "cgi-bin/to_cgi.py",
+        "#!/usr/bin/env python3\nimport sys\nsys.stdin.buffer.read()\n\
+         sys.stdout.write('Location: /cgi-bin/show.sh?from=py\\n\\n')\n",
+    );
+    script(
+        &sb,
+        "cgi-bin/show.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\n\
+         echo \"$REQUEST_METHOD q=$QUERY_STRING cl=${CONTENT_LENGTH:-none} sn=$SCRIPT_NAME pi=${PATH_INFO:-none}\"\n",
+    );
+    script(
+        &sb,
+        "cgi-bin/loop.sh",
+        "#!/bin/sh\nprintf 'Location: /cgi-bin/loop.sh\\n\\n'\n",
+    );
+    script(
+        &sb,
+        "cgi-bin/client.sh",
+        "#!/bin/sh\nprintf 'Status: 302 Found\\nLocation: /target.txt\\n\\n'\n",
+    );
+    script(
+        &sb,
+        "cgi-bin/nowhere.sh",
+        "#!/bin/sh\nprintf 'Location: /no/such/file\\n\\n'\n",
+    );
+    let cgi = sb.path().join("cgi-bin");
+    let core = start(
+        &sb,
+        &format!(
+            "ScriptAlias /cgi-bin/ \"{c}/\"\n\
+             ScriptAliasMatch ^/app/([a-z]+)\\.run(.*) \"{c}/$1.sh$2\"\n\
+             CustomLog \"{log}\" \"%m %U%q %>s\"\n",
+            c = cgi.display(),
+            log = sb.path().join("access.log").display()
+        ),
+    );
+    let a = core.addr;
+    let r = get(a, "/cgi-bin/local.sh", "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(header(&r, "location"), None, "{r}");
+    assert_eq!(body(&r), "the target\n", "{r}");
+
+    // A POST whose script redirects locally: the target runs as a GET without a body.
+    let r = raw(
+        a,
+        "POST /cgi-bin/to_cgi.py HTTP/1.0\r\nHost: front.test\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(
+        body(&r),
+        "GET q=from=py cl=none sn=/cgi-bin/show.sh pi=none\n",
+        "{r}"
+    );
+
+    let r = get(a, "/cgi-bin/loop.sh", "");
+    assert_eq!(status(&r), 500, "{r}");
+    let r = get(a, "/cgi-bin/nowhere.sh", "");
+    assert_eq!(status(&r), 404, "{r}");
+    // With a Status, Location goes to the client.
+    let r = get(a, "/cgi-bin/client.sh", "");
+    assert_eq!(status(&r), 302, "{r}");
+    assert_eq!(header(&r, "location"), Some("/target.txt"), "{r}");
+
+    // ScriptAliasMatch: $1 picks the script, the rest of the path is PATH_INFO.
+    let r = raw(
+        a,
+        "GET /app/show.run/extra/info?x=1 HTTP/1.0\r\nHost: front.test\r\n\r\n",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(
+        body(&r),
+        "GET q=x=1 cl=none sn=/app/show.run pi=/extra/info\n",
+        "{r}"
+    );
+    let r = get(a, "/app/missing.run", "");
+    assert_eq!(status(&r), 404, "{r}");
+    // Not matched by the regex: a plain (missing) file.
+    let r = get(a, "/app/Show.run", "");
+    assert_eq!(status(&r), 404, "{r}");
+
+    let log = std::fs::read_to_string(sb.path().join("access.log")).unwrap();
+    assert!(log.contains("POST /cgi-bin/to_cgi.py 200\n"), "{log}");
+    assert!(log.contains("GET /cgi-bin/local.sh 200\n"), "{log}");
+    assert!(
+        core.server.output().contains("internal redirects"),
+        "{}",
+        core.server.output()
+    );
+}

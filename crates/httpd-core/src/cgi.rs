@@ -42,6 +42,11 @@ pub struct Script {
 pub fn find(host: &Host, eff: &Effective, path: &str, fs_path: &Path) -> Option<Script> {
     for a in host.aliases.iter().filter(|a| a.script) {
         if let Matcher::Regex(_) = a.url {
+            // ScriptAliasMatch: the target with $N substituted names the script, perhaps
+            // followed by PATH_INFO (Apache splits it off at the first existing file).
+            if let Some(target) = a.url.substitute(path, &a.target) {
+                return Some(split_path_info(Path::new(&target), path));
+            }
             continue;
         }
         let Some(n) = a.url.url_match_len(path) else {
@@ -78,6 +83,34 @@ pub fn find(host: &Host, eff: &Effective, path: &str, fs_path: &Path) -> Option<
         });
     }
     None
+}
+
+/// A ScriptAliasMatch target: the longest leading part that is an existing file is the
+/// script, the rest PATH_INFO; SCRIPT_NAME is the URL path without that PATH_INFO.
+fn split_path_info(target: &Path, url_path: &str) -> Script {
+    let mut file = target.to_path_buf();
+    let mut info = String::new();
+    while !file.is_file() {
+        let (Some(parent), Some(name)) = (file.parent(), file.file_name()) else {
+            // Nothing on the way is a file: run() answers 404 for the whole target.
+            return Script {
+                file: target.to_path_buf(),
+                script_name: url_path.to_string(),
+                path_info: String::new(),
+            };
+        };
+        info = format!("/{}{info}", name.to_string_lossy());
+        file = parent.to_path_buf();
+    }
+    let script_name = url_path
+        .strip_suffix(info.as_str())
+        .unwrap_or(url_path)
+        .to_string();
+    Script {
+        file,
+        script_name,
+        path_info: info,
+    }
 }
 
 /// Everything about the request a script's environment needs.
@@ -170,12 +203,34 @@ fn lossy(v: &HeaderValue) -> String {
     String::from_utf8_lossy(v.as_bytes()).into_owned()
 }
 
-/// Runs the script and returns its response (a 500 when it cannot start or prints a bad
-/// header block, a 504 when it says nothing within Timeout).
-pub async fn run(inv: Invocation<'_>, body: Incoming, limit: u64) -> Response<Body> {
+/// What a script answered.
+pub enum Output {
+    /// A document or a client redirect (§6.2.1, §6.2.3, §6.2.4), or the error page
+    /// that replaces a broken script's output.
+    Response(Response<Body>),
+    /// A local redirect (§6.2.2): `Location: /path` without a Status. The server serves
+    /// that path itself, as a GET (Apache's internal redirect).
+    LocalRedirect(String),
+}
+
+/// Runs the script (with the request body on its stdin, when there is one) and returns
+/// its output (a 500 when it cannot start or prints a bad header block, a 504 when it
+/// says nothing within Timeout).
+pub async fn run(inv: Invocation<'_>, body: Option<Incoming>, limit: u64) -> Output {
+    Output::Response(match start(inv, body, limit).await {
+        Ok(out) => return out,
+        Err(resp) => resp,
+    })
+}
+
+async fn start(
+    inv: Invocation<'_>,
+    body: Option<Incoming>,
+    limit: u64,
+) -> Result<Output, Response<Body>> {
     let file = &inv.script.file;
     if !file.is_file() {
-        return error_page::builtin(StatusCode::NOT_FOUND);
+        return Err(error_page::builtin(StatusCode::NOT_FOUND));
     }
     let mut cmd = Command::new(file);
     cmd.env_clear()
@@ -189,7 +244,7 @@ pub async fn run(inv: Invocation<'_>, body: Incoming, limit: u64) -> Response<Bo
         Ok(c) => c,
         Err(e) => {
             tracing::error!(script = %file.display(), error = %e, "cannot run CGI script");
-            return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR));
         }
     };
     if let Some(stderr) = child.stderr.take() {
@@ -201,7 +256,7 @@ pub async fn run(inv: Invocation<'_>, body: Incoming, limit: u64) -> Response<Bo
             }
         });
     }
-    if let Some(mut stdin) = child.stdin.take() {
+    if let (Some(mut stdin), Some(body)) = (child.stdin.take(), body) {
         tokio::spawn(async move {
             let mut body = body;
             let mut sent = 0u64;
@@ -222,15 +277,27 @@ pub async fn run(inv: Invocation<'_>, body: Incoming, limit: u64) -> Response<Bo
         Err(_) => {
             tracing::error!(script = %file.display(), timeout = ?inv.timeout, "CGI script timed out; killed");
             let _ = child.start_kill();
-            return error_page::builtin(StatusCode::GATEWAY_TIMEOUT);
+            return Err(error_page::builtin(StatusCode::GATEWAY_TIMEOUT));
         }
         Ok(Err(why)) => {
             tracing::error!(script = %file.display(), "malformed header from CGI script: {why}");
             let _ = child.start_kill();
-            return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR));
         }
         Ok(Ok(h)) => h,
     };
+    // §6.2.2: a local path in Location and no Status is served by the server itself
+    // (as Apache does, whatever else the script printed; its body is discarded).
+    let has_status = head.iter().any(|(n, _)| n.eq_ignore_ascii_case("status"));
+    if let Some((_, loc)) = head
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("location"))
+    {
+        if !has_status && loc.starts_with('/') && !loc.starts_with("//") {
+            let _ = child.start_kill();
+            return Ok(Output::LocalRedirect(loc.clone()));
+        }
+    }
     let mut status = StatusCode::OK;
     let mut resp = Response::new(Body::empty());
     for (name, value) in head {
@@ -245,7 +312,7 @@ pub async fn run(inv: Invocation<'_>, body: Incoming, limit: u64) -> Response<Bo
                 None => {
                     tracing::error!(script = %file.display(), "bad Status line {value:?}");
                     let _ = child.start_kill();
-                    return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
+                    return Err(error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR));
                 }
             }
             continue;
@@ -255,10 +322,10 @@ pub async fn run(inv: Invocation<'_>, body: Incoming, limit: u64) -> Response<Bo
             HeaderValue::from_str(&value),
         ) else {
             let _ = child.start_kill();
-            return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR));
         };
         if n == http::header::LOCATION && status == StatusCode::OK {
-            // §6.2.3/6.2.4: a redirect response (local paths are sent to the client too).
+            // §6.2.3/6.2.4: a client redirect response.
             status = StatusCode::FOUND;
         }
         resp.headers_mut().append(n, v);
@@ -286,7 +353,7 @@ pub async fn run(inv: Invocation<'_>, body: Incoming, limit: u64) -> Response<Bo
         },
     );
     *resp.body_mut() = Body::stream(Box::pin(StreamBody::new(stream)));
-    resp
+    Ok(Output::Response(resp))
 }
 
 /// The header block: `Name: value` lines up to an empty line, LF or CRLF.

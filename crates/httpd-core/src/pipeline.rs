@@ -56,7 +56,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
         }
         Ok(name) => {
             let host = Arc::clone(site.select_host(shared.local, name.as_deref()));
-            let resp = route(&mut parts, body, &host, site, &ctx, &mut close).await;
+            let resp = route(&mut parts, Some(body), &host, site, &ctx, &mut close).await;
             (host, resp)
         }
     };
@@ -169,7 +169,7 @@ fn check(
 /// Steps 2–6 for a request that passed the checks.
 async fn route(
     parts: &mut http::request::Parts,
-    body: Incoming,
+    body: Option<Incoming>,
     host: &Arc<Host>,
     site: &Site,
     ctx: &ConnCtx,
@@ -261,6 +261,12 @@ async fn route(
                 limit: eff.limit_request_body,
                 conn: &ctx.shared,
             };
+            let Some(body) = body else {
+                // An internal redirect has no client body left to forward (the script
+                // that redirected read it); proxying needs one.
+                tracing::error!(url = %path, "a CGI local redirect to a proxied path is not supported");
+                return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
+            };
             let (resp, generated) = crate::proxy::forward(fwd, parts, body).await;
             let resp = crate::substitute::filter(resp, &eff.substitute).await;
             return if generated {
@@ -286,7 +292,12 @@ async fn route(
             user: user.as_deref(),
             timeout: host.conn.timeout,
         };
-        let resp = crate::cgi::run(inv, body, eff.limit_request_body).await;
+        let resp = match crate::cgi::run(inv, body, eff.limit_request_body).await {
+            crate::cgi::Output::Response(r) => r,
+            crate::cgi::Output::LocalRedirect(location) => {
+                return internal_redirect(&location, parts, host, site, ctx, close).await;
+            }
+        };
         let resp = crate::substitute::filter(resp, &eff.substitute).await;
         return if resp.status().as_u16() >= 400 {
             finish_error(resp, &eff, host, parts, client)
@@ -324,6 +335,67 @@ async fn route(
     } else {
         with_headers(resp, &eff)
     }
+}
+
+/// Apache's LimitInternalRecursion default: more internal redirects than this in one
+/// request is a loop, answered with 500.
+const LIMIT_INTERNAL_RECURSION: u8 = 10;
+
+/// How many internal redirects the request went through.
+#[derive(Clone, Copy)]
+struct InternalRedirects(u8);
+
+/// A CGI local redirect (RFC 3875 §6.2.2): the server answers `location` itself, as a GET
+/// without a body, through the whole pipeline again (Redirect, Alias, Require, handler).
+/// The request's own method and URI are restored afterwards for the access log (Apache
+/// logs the original request too).
+fn internal_redirect<'a>(
+    location: &'a str,
+    parts: &'a mut http::request::Parts,
+    host: &'a Arc<Host>,
+    site: &'a Site,
+    ctx: &'a ConnCtx,
+    close: &'a mut bool,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send + 'a>> {
+    // Boxed with its Send bound spelled out: route and this function call each other.
+    Box::pin(async move {
+        let depth = parts
+            .extensions
+            .get::<InternalRedirects>()
+            .map_or(0, |d| d.0)
+            + 1;
+        if depth > LIMIT_INTERNAL_RECURSION {
+            tracing::error!(
+                location,
+                "request exceeded the limit of {LIMIT_INTERNAL_RECURSION} internal redirects"
+            );
+            return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        let Ok(uri) = location.parse::<http::Uri>() else {
+            tracing::error!(location, "CGI local redirect to an invalid path");
+            return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        parts.extensions.insert(InternalRedirects(depth));
+        let method = std::mem::replace(&mut parts.method, Method::GET);
+        let original = std::mem::replace(&mut parts.uri, uri);
+        let mut removed = Vec::new();
+        for h in [
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::CONTENT_TYPE,
+        ] {
+            if let Some(v) = parts.headers.remove(&h) {
+                removed.push((h, v));
+            }
+        }
+        let resp = route(parts, None, host, site, ctx, close).await;
+        parts.method = method;
+        parts.uri = original;
+        for (h, v) in removed {
+            parts.headers.insert(h, v);
+        }
+        resp
+    })
 }
 
 /// Where a URL path lives on disk: the path, the root it must stay in, and (when the
