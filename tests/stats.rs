@@ -970,16 +970,7 @@ fn html_report_renders_in_chromium() {
     assert!(page.contains("odd &quot;quoted&quot; agent"));
     let profile = sb.mkdir("chromium-profile");
     let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
+        .args(CHROMIUM_HEADLESS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--dump-dom")
         .arg(format!("file://{}", html.display()))

@@ -321,6 +321,19 @@ pub fn require_tool(name: &str) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// Flags for Debian's headless Chromium that work in CI (as root, no GPU, no network of its
+/// own); add `--user-data-dir=` with a fresh directory.
+pub const CHROMIUM_HEADLESS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 /// Starts `httpd-core -f CONF` in `dir` and waits until it is ready; returns the server and
 /// the address from its `listening on http://ADDR` line (so configs can `Listen ...:0`).
 pub fn start_core(dir: &Path, conf: &Path) -> (Server, SocketAddr) {

@@ -6,6 +6,11 @@ use std::fmt::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
+/// The development error page, as core serves it from the state directory.
+const ERROR_PAGE: &str = "/__httpd_dev/502.html";
+/// Loopback in every form a client address can take (IPv4-mapped too).
+const LOOPBACK: &str = "127.0.0.0/8 ::1 ::ffff:127.0.0.0/104";
+
 pub struct Plan<'a> {
     pub listen: SocketAddr,
     pub root: &'a Path,
@@ -60,8 +65,15 @@ pub fn render(p: &Plan) -> String {
     let _ = writeln!(c, "</Location>");
     if let Some(port) = p.app_port {
         let _ = writeln!(c, "ProxyPass /__httpd_dev_app http://127.0.0.1:{port}");
-        let _ = writeln!(c, "ErrorDocument 502 /__httpd_dev/502.html");
-        let _ = writeln!(c, "ErrorDocument 503 /__httpd_dev/502.html");
+        let _ = writeln!(c, "ErrorDocument 502 {ERROR_PAGE}");
+        let _ = writeln!(c, "ErrorDocument 503 {ERROR_PAGE}");
+        // The page shows the command and its output: loopback clients only (the client
+        // core sees, through httpd-tls's PROXY header too); core gives others its plain
+        // 502, as an ErrorDocument denied to a client falls back to the built-in page.
+        let _ = writeln!(
+            c,
+            "<Location {ERROR_PAGE}>\n    Require ip {LOOPBACK}\n</Location>"
+        );
     }
     c
 }
@@ -88,6 +100,7 @@ mod tests {
             "FallbackResource /__httpd_dev_app\n",
             "ProxyPass /__httpd_dev_app http://127.0.0.1:9001\n",
             "ErrorDocument 502 /__httpd_dev/502.html\n",
+            "<Location /__httpd_dev/502.html>\n    Require ip 127.0.0.0/8 ::1 ::ffff:127.0.0.0/104\n</Location>\n",
             "Substitute \"s|</body>|",
             "Header always set Cache-Control no-store\n",
         ] {

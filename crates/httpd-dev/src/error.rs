@@ -8,7 +8,9 @@ pub enum Error {
     AddrPort(String),
     #[error("no such directory: {}", .0.display())]
     MissingDir(PathBuf),
-    #[error("port {0} is already in use")]
+    #[error("not a directory: {}", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("port {} on {} is already in use", .0.port(), .0.ip())]
     PortInUse(std::net::SocketAddr),
     #[error("cannot find {0} next to httpd-dev or on PATH")]
     MissingBinary(&'static str),
@@ -40,7 +42,10 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::AddrPort(_) => 2,
-            Error::MissingDir(_) | Error::MissingBinary(_) | Error::AppNotFound(_) => 66,
+            Error::MissingDir(_)
+            | Error::NotADirectory(_)
+            | Error::MissingBinary(_)
+            | Error::AppNotFound(_) => 66,
             Error::PortInUse(_) | Error::Io { .. } | Error::Watch { .. } => 74,
             Error::CoreFailed(_) => 78,
         }

@@ -1,6 +1,8 @@
 //! The development error page (HTTP 502 through core's `ErrorDocument`): what the app is
 //! doing, and for a crash the command, its exit status and the last lines of its output.
-//! It carries the live-reload script, so it reloads itself when the app is back.
+//! It carries the live-reload script, so it reloads itself when the app is back. Only
+//! loopback clients get it: the generated config guards it with `Require ip` (core applies
+//! an ErrorDocument's access rules per client), so others get core's plain 502.
 
 /// HTML-escapes text for element content.
 pub fn escape(s: &str) -> String {
@@ -15,14 +17,14 @@ pub enum AppState<'a> {
     Crashed { status: &'a str, tail: &'a [String] },
 }
 
-/// The page; `details` is false when clients may be other machines.
-pub fn render(command: &str, state: &AppState, details: bool) -> String {
+/// The page.
+pub fn render(command: &str, state: &AppState) -> String {
     let (title, body) = match state {
         AppState::Starting => (
             "The app is starting".to_string(),
             "<p>This page reloads when it answers.</p>".to_string(),
         ),
-        AppState::Crashed { status, tail } if details => (
+        AppState::Crashed { status, tail } => (
             "The app is not running".to_string(),
             format!(
                 "<p>Command: <code>{}</code></p>\n<p>Exit status: <code>{}</code></p>\n\
@@ -32,10 +34,6 @@ pub fn render(command: &str, state: &AppState, details: bool) -> String {
                 escape(status),
                 escape(&tail.join("\n"))
             ),
-        ),
-        AppState::Crashed { .. } => (
-            "The app is not running".to_string(),
-            "<p>Details are shown to local clients only.</p>".to_string(),
         ),
     };
     format!(
@@ -51,13 +49,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crashed_page_shows_details_only_when_allowed() {
+    fn crashed_page_shows_command_status_and_output() {
         let tail = vec!["Traceback <x>".to_string()];
         let st = AppState::Crashed {
             status: "exit status 1",
             tail: &tail,
         };
-        let page = render("python3 app.py", &st, true);
+        let page = render("python3 app.py", &st);
         for want in [
             "python3 app.py",
             "exit status 1",
@@ -66,8 +64,7 @@ mod tests {
         ] {
             assert!(page.contains(want), "{want}");
         }
-        let page = render("python3 app.py", &st, false);
-        assert!(!page.contains("Traceback"));
-        assert!(!page.contains("python3 app.py"));
+        let page = render("python3 app.py", &AppState::Starting);
+        assert!(!page.contains("python3 app.py") && page.contains("livereload.js"));
     }
 }

@@ -8,8 +8,10 @@
 //! - [`livereload`]: the event stream browsers listen to, and the injected script.
 //! - [`errorpage`]: the 502 page for an app that is starting or crashed.
 //! - [`console`]: the banner and the per-request lines.
+//! - [`browser`]: opening the URL in a browser (`--open`).
 
 pub mod addrport;
+pub mod browser;
 pub mod confgen;
 pub mod console;
 pub mod error;
@@ -22,7 +24,8 @@ pub mod watcher;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 
 use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -55,6 +58,9 @@ pub struct Args {
     /// Serve HTTPS through httpd-tls with a throwaway self-signed certificate.
     #[arg(long)]
     pub https: bool,
+    /// Open the URL in a browser ($BROWSER, else xdg-open or open) once serving.
+    #[arg(long)]
+    pub open: bool,
 }
 
 enum Event {
@@ -90,7 +96,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let root = abs(Path::new(dir.as_deref().unwrap_or(".")))?;
     if !root.is_dir() {
-        return Err(Error::MissingDir(root));
+        return Err(Error::NotADirectory(root));
     }
     let listen = match &addrport {
         Some(a) => addrport::parse(a)?,
@@ -161,14 +167,8 @@ pub fn run(args: Args) -> Result<(), Error> {
     let cwd = std::env::current_dir().map_err(Error::io("cannot read the current directory"))?;
     let app = match (&args.app, app_port) {
         (Some(cmd), Some(port)) => {
-            let app = supervisor::App::new(
-                cmd.clone(),
-                port,
-                cwd.clone(),
-                www.clone(),
-                listen.ip().is_loopback(),
-                hub.clone(),
-            );
+            let app =
+                supervisor::App::new(cmd.clone(), port, cwd.clone(), www.clone(), hub.clone());
             if let Some(status) = app.start(true)? {
                 if status == "exit status 127" {
                     return Err(Error::AppNotFound(cmd.clone()));
@@ -238,11 +238,17 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .map_err(Error::io("cannot install signal handlers"))?;
+    // The first CONTROL-C stops gracefully (TERM, then KILL after a timeout); a second one
+    // while that runs stops at once.
+    let interrupts = Arc::new(AtomicUsize::new(0));
     {
         let tx = tx.clone();
+        let interrupts = Arc::clone(&interrupts);
         std::thread::spawn(move || {
-            if signals.forever().next().is_some() {
-                let _ = tx.send(Event::Signal);
+            for _ in signals.forever() {
+                if interrupts.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let _ = tx.send(Event::Signal);
+                }
             }
         });
     }
@@ -276,16 +282,21 @@ pub fn run(args: Args) -> Result<(), Error> {
         ip => ip.to_string(),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!(
-        "Serving {} at {scheme}://{host}:{}/",
-        root.display(),
-        listen.port()
-    );
+    let url = format!("{scheme}://{host}:{}/", listen.port());
+    println!("Serving {} at {url}", root.display());
     println!("Quit the server with CONTROL-C.");
     if std::env::var_os("HTTPD_DEV_HIDE_WARNING").is_none_or(|v| v != "1") {
         println!(
             "WARNING: This is a development server. Do not use it in a production deployment."
         );
+    }
+    if args.open {
+        match browser::open(&url) {
+            Some(program) => println!("Opened {url} with {program}"),
+            None => {
+                eprintln!("httpd-dev: no browser to open {url} (set BROWSER, or install xdg-utils)")
+            }
+        }
     }
 
     for ev in rx {
@@ -305,27 +316,28 @@ pub fn run(args: Args) -> Result<(), Error> {
                     .collect();
                 println!("Changed: {}", shown.join(", "));
                 if let (true, Some(a)) = (restart, &app) {
+                    // Browsers reload when the new app answers (App::start).
                     println!("Restarting the app");
-                    a.restart()?;
+                    a.restart();
+                    continue;
                 }
                 let css = paths
                     .iter()
                     .all(|p| p.extension().is_some_and(|e| e == "css"));
-                if css && !restart {
-                    hub.send("css", &shown.join(" "));
-                } else {
-                    hub.send("reload", &shown.join(" "));
-                }
+                hub.send(if css { "css" } else { "reload" }, &shown.join(" "));
             }
         }
     }
     println!("Stopping");
+    // Every group at once: the app (unless a restart holds it: that one hurries now),
+    // httpd-tls and core.
+    let mut app_child = app.as_ref().and_then(|a| a.close());
+    let mut children: Vec<&mut std::process::Child> = vec![&mut core_child];
+    children.extend(tls_child.as_mut());
+    children.extend(app_child.as_mut());
+    supervisor::stop_groups(&mut children, &|| interrupts.load(Ordering::SeqCst) > 1);
     if let Some(a) = &app {
-        a.stop();
+        a.join();
     }
-    if let Some(t) = tls_child.as_mut() {
-        supervisor::stop_group(t);
-    }
-    supervisor::stop_group(&mut core_child);
     Ok(())
 }

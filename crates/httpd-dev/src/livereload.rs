@@ -73,6 +73,8 @@ pub fn script(events_port: u16) -> String {
     format!(
         r#"(function () {{
   var es = new EventSource(location.protocol.replace("https", "http") + "//" + location.hostname + ":{events_port}/events");
+  // Tells tools (and the browser test) that changes will now reach this page.
+  es.addEventListener("open", function () {{ window.__httpdDevLive = true; }});
   es.addEventListener("reload", function () {{ location.reload(); }});
   es.addEventListener("css", function (e) {{
     var links = document.querySelectorAll('link[rel="stylesheet"]');

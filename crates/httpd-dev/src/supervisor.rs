@@ -8,8 +8,9 @@ use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -19,6 +20,8 @@ use crate::sys;
 
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 const TAIL_LINES: usize = 30;
+/// How long to wait for the app's output pipes to drain once its group is gone.
+const READERS_GRACE: Duration = Duration::from_secs(1);
 
 /// A binary found next to our own executable first, then on PATH (DESIGN.md).
 pub fn find_binary(name: &'static str) -> Result<PathBuf, Error> {
@@ -28,28 +31,72 @@ pub fn find_binary(name: &'static str) -> Result<PathBuf, Error> {
     if let Some(p) = beside.filter(|p| p.is_file()) {
         return Ok(p);
     }
+    on_path(name).ok_or(Error::MissingBinary(name))
+}
+
+/// Where `name` is on PATH (or `name` itself when it is a path).
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return p.is_file().then_some(p);
+    }
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-        .ok_or(Error::MissingBinary(name))
 }
 
-/// Stops a process group: TERM, then KILL after a timeout; reaps `child`.
-pub fn stop_group(child: &mut Child) {
-    let pgid = child.id();
-    sys::kill_group(pgid, libc::SIGTERM);
+/// Stops process groups together: TERM to each, then KILL after `STOP_TIMEOUT`, or as soon
+/// as `hurry()` says so (a second CONTROL-C, or shutdown during a restart); reaps every
+/// child. The KILL goes to the whole group, so what a leader left behind goes too.
+pub fn stop_groups(children: &mut [&mut Child], hurry: &dyn Fn() -> bool) {
+    for c in children.iter() {
+        sys::kill_group(c.id(), libc::SIGTERM);
+    }
     let deadline = Instant::now() + STOP_TIMEOUT;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
+    while Instant::now() < deadline && !hurry() {
+        if children
+            .iter_mut()
+            .all(|c| matches!(c.try_wait(), Ok(Some(_))))
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Whatever the group leader left behind (or the leader itself) goes now.
-    sys::kill_group(pgid, libc::SIGKILL);
-    let _ = child.wait();
+    for c in children.iter_mut() {
+        sys::kill_group(c.id(), libc::SIGKILL);
+        let _ = c.wait();
+    }
+    // KILL is delivered asynchronously: wait (briefly) until no live process is left in
+    // the groups, so that "stopped" means gone. What the leaders left behind is reaped by
+    // init, so it may linger as a zombie (dead) for a while; that does not count.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && children.iter().any(|c| group_alive(c.id())) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether a live (not zombie) process is in process group `pgid`, from /proc/PID/stat.
+fn group_alive(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // After the parenthesised command name: state, ppid, pgrp, ...
+        let mut f = stat[stat.rfind(')').map_or(0, |i| i + 1)..].split_whitespace();
+        let state = f.next().unwrap_or("Z");
+        let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
+        pgrp == Some(pgid) && !matches!(state, "Z" | "X")
+    })
+}
+
+/// Stops one process group (TERM, then KILL after a timeout).
+pub fn stop_group(child: &mut Child) {
+    stop_groups(&mut [child], &|| false);
 }
 
 /// Starts httpd-core on `conf` and waits for `READY=1` on our notify socket.
@@ -142,43 +189,62 @@ pub fn describe(st: std::process::ExitStatus) -> String {
     }
 }
 
-/// The user's app: `sh -c CMD` with `PORT` set, restarted on demand.
+/// How a start of the app ended its wait for the port.
+enum Up {
+    Listening,
+    /// The app exited before it listened.
+    Exited,
+    /// A newer start or a shutdown superseded this one, or the app never listened in time.
+    Gone,
+}
+
+/// The user's app: `sh -c CMD` with `PORT` set, in its own process group. Restarts run on
+/// a restarter thread, so the main loop keeps taking file events and CONTROL-C while an
+/// app stops slowly or starts slowly; requests that arrive meanwhile coalesce.
 pub struct App {
     pub command: String,
     pub port: u16,
     pub dir: PathBuf,
     pub www: PathBuf,
-    pub details: bool,
     pub hub: Hub,
     child: Mutex<Option<Child>>,
+    /// Bumped by every start, restart request and stop: waits of older starts give up.
     generation: AtomicU64,
     tail: Arc<Mutex<VecDeque<String>>>,
+    /// Set once when httpd-dev stops: no new start, and a stop in progress skips the TERM
+    /// grace period.
+    closing: AtomicBool,
+    restarts: Mutex<Option<mpsc::Sender<()>>>,
+    restarter: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl App {
-    pub fn new(
-        command: String,
-        port: u16,
-        dir: PathBuf,
-        www: PathBuf,
-        details: bool,
-        hub: Hub,
-    ) -> Arc<App> {
-        Arc::new(App {
+    pub fn new(command: String, port: u16, dir: PathBuf, www: PathBuf, hub: Hub) -> Arc<App> {
+        let (tx, rx) = mpsc::channel();
+        let app = Arc::new(App {
             command,
             port,
             dir,
             www,
-            details,
             hub,
             child: Mutex::new(None),
             generation: AtomicU64::new(0),
             tail: Arc::default(),
-        })
+            closing: AtomicBool::new(false),
+            restarts: Mutex::new(Some(tx)),
+            restarter: Mutex::new(None),
+        });
+        let me = Arc::clone(&app);
+        *lock(&app.restarter) = Some(std::thread::spawn(move || me.restarter(rx)));
+        app
     }
 
     fn page(&self, state: &AppState) {
-        let html = errorpage::render(&self.command, state, self.details);
+        let html = errorpage::render(&self.command, state);
         let _ = std::fs::write(self.www.join("502.html"), html);
     }
 
@@ -187,8 +253,14 @@ impl App {
     /// before its port opened and `wait_first` is set (start-up failures).
     pub fn start(self: &Arc<Self>, wait_first: bool) -> Result<Option<String>, Error> {
         let gen = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        self.tail.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        lock(&self.tail).clear();
         self.page(&AppState::Starting);
+        let mut slot = lock(&self.child);
+        // Checked under the lock `close` takes: either close sees this child, or this
+        // start sees `closing` and spawns nothing.
+        if self.closing.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&self.command)
@@ -204,64 +276,66 @@ impl App {
             Box::new(child.stdout.take().expect("piped stdout")),
             Box::new(child.stderr.take().expect("piped stderr")),
         ];
-        let mut readers = Vec::new();
+        // The readers hold `done`; it disconnects when both pipes are at EOF.
+        let (done, readers_done) = mpsc::channel::<()>();
         for (i, pipe) in out.into_iter().enumerate() {
             let tail = Arc::clone(&self.tail);
-            readers.push(std::thread::spawn(move || {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let _done = done;
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                     if i == 0 {
                         println!("{line}");
                     } else {
                         eprintln!("{line}");
                     }
-                    let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut t = lock(&tail);
                     if t.len() == TAIL_LINES {
                         t.pop_front();
                     }
                     t.push_back(line);
                 }
-            }));
+            });
         }
-        *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
-        let up = self.wait_up(gen);
-        if !up && wait_first {
-            let st = self.reap(gen);
-            for r in readers {
-                let _ = r.join();
+        let pid = child.id();
+        *slot = Some(child);
+        drop(slot);
+        match self.wait_up(gen) {
+            Up::Exited if wait_first => {
+                let st = self.reap(gen);
+                let _ = readers_done.recv_timeout(READERS_GRACE);
+                return Ok(st);
             }
-            return Ok(st);
-        }
-        if up {
-            self.hub.send("reload", "app");
+            Up::Listening => self.hub.send("reload", "app"),
+            Up::Exited | Up::Gone => {}
         }
         let me = Arc::clone(self);
-        std::thread::spawn(move || me.watch_exit(gen, readers));
+        std::thread::spawn(move || me.watch_exit(gen, pid, readers_done));
         Ok(None)
     }
 
     /// Polls the app's port until it accepts, the app exits, or this start is superseded.
-    fn wait_up(&self, gen: u64) -> bool {
+    fn wait_up(&self, gen: u64) -> Up {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline && self.generation.load(Ordering::SeqCst) == gen {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return true;
+                return Up::Listening;
             }
-            let mut g = self.child.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = g.as_mut() {
+            if let Some(c) = lock(&self.child).as_mut() {
                 if let Ok(Some(_)) = c.try_wait() {
-                    return false;
+                    return Up::Exited;
                 }
             }
-            drop(g);
             std::thread::sleep(Duration::from_millis(25));
         }
-        false
+        Up::Gone
     }
 
-    /// Reaps the exited app of generation `gen`; its status, or None if superseded.
+    /// Reaps the exited app of generation `gen` and kills what it left in its group; its
+    /// status, or None if superseded.
     fn reap(&self, gen: u64) -> Option<String> {
-        let mut g = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = lock(&self.child);
         if self.generation.load(Ordering::SeqCst) != gen {
             return None;
         }
@@ -271,52 +345,73 @@ impl App {
         Some(describe(st))
     }
 
-    fn watch_exit(&self, gen: u64, readers: Vec<std::thread::JoinHandle<()>>) {
-        loop {
-            {
-                let mut g = self.child.lock().unwrap_or_else(|e| e.into_inner());
-                if self.generation.load(Ordering::SeqCst) != gen {
-                    return;
-                }
-                match g.as_mut().map(|c| c.try_wait()) {
-                    Some(Ok(None)) => {}
-                    _ => break,
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        for r in readers {
-            let _ = r.join();
-        }
-        if let Some(status) = self.reap(gen) {
-            eprintln!("httpd-dev: the app stopped ({status}); waiting for a change to restart it");
-            let tail: Vec<String> = self
-                .tail
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .cloned()
-                .collect();
-            self.page(&AppState::Crashed {
-                status: &status,
-                tail: &tail,
-            });
-            self.hub.send("reload", "app");
+    /// Blocks (no polling) until the app of generation `gen` exits; unless it was stopped
+    /// on purpose, shows the crash page and reloads browsers.
+    fn watch_exit(&self, gen: u64, pid: u32, readers_done: mpsc::Receiver<()>) {
+        sys::wait_exited(pid);
+        let Some(status) = self.reap(gen) else {
+            return;
+        };
+        // The group is gone, so the pipes reach EOF; the last lines are in the tail then.
+        let _ = readers_done.recv_timeout(READERS_GRACE);
+        eprintln!("httpd-dev: the app stopped ({status}); waiting for a change to restart it");
+        let tail: Vec<String> = lock(&self.tail).iter().cloned().collect();
+        self.page(&AppState::Crashed {
+            status: &status,
+            tail: &tail,
+        });
+        self.hub.send("reload", "app");
+    }
+
+    /// Asks for a restart (a watched source changed) and returns at once.
+    pub fn restart(&self) {
+        // A start still waiting for the port gives up, so edits in a row coalesce.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Some(tx) = lock(&self.restarts).as_ref() {
+            let _ = tx.send(());
         }
     }
 
-    /// Stops the app's whole process group (TERM, then KILL).
-    pub fn stop(&self) {
+    fn restarter(self: Arc<Self>, rx: mpsc::Receiver<()>) {
+        while rx.recv().is_ok() {
+            while rx.try_recv().is_ok() {}
+            if self.closing.load(Ordering::SeqCst) {
+                return;
+            }
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            let old = lock(&self.child).take();
+            if let Some(mut c) = old {
+                stop_groups(&mut [&mut c], &|| self.closing.load(Ordering::SeqCst));
+            }
+            if let Err(e) = self.start(false) {
+                eprintln!("httpd-dev: error: {e}");
+            }
+        }
+    }
+
+    /// Begins the final stop: no start from now on, a restart in progress hurries. Returns
+    /// the running app for the caller to stop together with the other process groups;
+    /// then call [`App::join`].
+    pub fn close(&self) -> Option<Child> {
+        self.closing.store(true, Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
-        let child = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(mut c) = child {
+        lock(&self.restarts).take();
+        lock(&self.child).take()
+    }
+
+    /// Waits for the restarter, which kills the app it was stopping at once after `close`.
+    pub fn join(&self) {
+        let h = lock(&self.restarter).take();
+        if let Some(h) = h {
+            let _ = h.join();
+        }
+    }
+
+    /// Stops the app for good (error paths at start-up).
+    pub fn stop(&self) {
+        if let Some(mut c) = self.close() {
             stop_group(&mut c);
         }
-    }
-
-    /// Stop, then start again (a watched source changed).
-    pub fn restart(self: &Arc<Self>) -> Result<(), Error> {
-        self.stop();
-        self.start(false).map(|_| ())
+        self.join();
     }
 }

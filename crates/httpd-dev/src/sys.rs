@@ -1,8 +1,31 @@
-//! Process-group signals: `kill(2)` has no safe wrapper in std.
+//! Process-group signals and exit waits: `kill(2)` and `waitid(2)` have no safe wrapper in
+//! std.
 #![allow(unsafe_code)]
 
 /// Sends `sig` to every process in the group `pgid`; false when none is left.
 pub fn kill_group(pgid: u32, sig: i32) -> bool {
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe { libc::kill(-(pgid as i32), sig) == 0 }
+}
+
+/// Blocks until our child `pid` has exited, without reaping it (`WNOWAIT`), so that whoever
+/// owns its `Child` still collects the status. Returns at once when `pid` is not (or no
+/// longer) a child of ours.
+pub fn wait_exited(pid: u32) {
+    loop {
+        // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(2) writes only into `info`, which lives across the call.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
+        }
+    }
 }
