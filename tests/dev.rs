@@ -307,6 +307,72 @@ fn interrupt_leaves_nothing(server: &mut Dev, limit: Duration, groups: &[u32]) {
     }
 }
 
+/// The crash page shows the app's command and output to loopback clients only, decided per
+/// client by core (not per listener). Behind httpd-tls (`--https`) core learns the client
+/// from a PROXY header, so a header claiming a documentation address (192.0.2.10; no
+/// traffic goes there) stands in for a remote client on the same listener.
+#[test]
+fn crash_page_details_are_for_loopback_clients_only() {
+    let curl = httpd_blackbox::require_tool("curl");
+    bin("httpd-tls");
+    let sb = site();
+    sb.write(
+        "app.py",
+        "import sys\nprint('boom: secret detail', file=sys.stderr)\nsys.exit(3)\n",
+    );
+    let (server, addr) = start(&sb, &["--https", "--app", "python3 app.py"]);
+    assert!(
+        server
+            .output()
+            .contains("the app exited at start (exit status 3)"),
+        "{}",
+        server.output()
+    );
+    let out = Command::new(curl)
+        .args(["-sk", "-i", "--http1.1", "--max-time", "10"])
+        .arg(format!("https://{addr}/x"))
+        .output()
+        .unwrap();
+    let local = String::from_utf8_lossy(&out.stdout);
+    assert!(local.starts_with("HTTP/1.1 502"), "{local}");
+    for want in ["python3 app.py", "exit status 3", "boom: secret detail"] {
+        assert!(local.contains(want), "{want} in\n{local}");
+    }
+
+    // Core's private listener, from the config httpd-dev wrote for it.
+    let conf = std::env::temp_dir()
+        .join(format!("httpd-dev-{}", server.pid()))
+        .join("httpd.conf");
+    let conf = std::fs::read_to_string(&conf).unwrap();
+    let core: SocketAddr = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("Listen "))
+        .expect("Listen in the generated config")
+        .parse()
+        .unwrap();
+    let via = |client: &str| {
+        raw_exchange(
+            core,
+            format!(
+                "PROXY TCP4 {client} 127.0.0.1 40000 443\r\n\
+                 GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+            Duration::from_secs(10),
+        )
+    };
+    let remote = via("192.0.2.10");
+    assert!(remote.starts_with("HTTP/1.1 502"), "{remote}");
+    for secret in ["python3", "exit status", "boom"] {
+        assert!(
+            !remote.contains(secret),
+            "{secret} shown remotely:\n{remote}"
+        );
+    }
+    let loopback = via("127.0.0.1");
+    assert!(loopback.contains("boom: secret detail"), "{loopback}");
+}
+
 /// An app deaf to TERM, with a helper process in its group: stopping it for a restart
 /// takes the whole TERM grace period (5 s) unless something hurries it.
 const DEAF_APP: &str = r#"import signal, sys

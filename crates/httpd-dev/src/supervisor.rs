@@ -304,6 +304,9 @@ impl App {
             Up::Exited if wait_first => {
                 let st = self.reap(gen);
                 let _ = readers_done.recv_timeout(READERS_GRACE);
+                if let Some(status) = &st {
+                    self.crashed(status);
+                }
                 return Ok(st);
             }
             Up::Listening => self.hub.send("reload", "app"),
@@ -355,12 +358,17 @@ impl App {
         // The group is gone, so the pipes reach EOF; the last lines are in the tail then.
         let _ = readers_done.recv_timeout(READERS_GRACE);
         eprintln!("httpd-dev: the app stopped ({status}); waiting for a change to restart it");
+        self.crashed(&status);
+        self.hub.send("reload", "app");
+    }
+
+    /// The error page for an app that exited: its status and the last lines it wrote.
+    fn crashed(&self, status: &str) {
         let tail: Vec<String> = lock(&self.tail).iter().cloned().collect();
         self.page(&AppState::Crashed {
-            status: &status,
+            status,
             tail: &tail,
         });
-        self.hub.send("reload", "app");
     }
 
     /// Asks for a restart (a watched source changed) and returns at once.
