@@ -1289,3 +1289,97 @@ fn max_connections_queues_the_next_client_until_one_closes() {
         .into_owned();
     assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
 }
+
+/// With `-f`, SIGHUP reads the file again: a changed SSLCertificateFile path serves new
+/// handshakes; a broken file is reported (with its diagnostics) and the old certificate
+/// keeps serving; changed VirtualHost addresses are logged as needing a restart and the
+/// listener stays where it was.
+#[test]
+fn sighup_rereads_the_config_file() {
+    let c = certs();
+    let sb = Sandbox::new();
+    let backend = Backend::start(Header::Off);
+    let be = backend.addr.to_string();
+    let port = dead_port().port();
+    sb.mkdir("www");
+    let conf = |port: u16, cert: &str| {
+        format!(
+            "ServerRoot \"{root}\"\n\
+             <VirtualHost 127.0.0.1:{port}>\n\
+             \x20   ServerName a.test\n\
+             \x20   DocumentRoot www\n\
+             \x20   SSLEngine on\n\
+             \x20   SSLCertificateFile {pem}\n\
+             \x20   SSLCertificateKeyFile {key}\n\
+             </VirtualHost>\n",
+            root = sb.path().display(),
+            pem = c.path(&format!("{cert}.pem")),
+            key = c.path(&format!("{cert}.key")),
+        )
+    };
+    let conf_path = sb.write("httpd.conf", conf(port, "a-ec"));
+    let conf_s = conf_path.display().to_string();
+    let server = Server::spawn(Command::new(bin("httpd-tls")).current_dir(sb.path()).args([
+        "-f",
+        &conf_s,
+        "--backend",
+        &be,
+        "--proxy-protocol",
+        "off",
+    ]));
+    let addr = listen_addr(&server.wait_for_line("(tls)"));
+    server.wait_for_line("ready");
+    let served = || py(addr, json!({}))["der_len"].clone();
+    assert_eq!(served(), pem_der_len(&c.path("a-ec.pem")));
+
+    // Another certificate file named in the config.
+    sb.write("httpd.conf", conf(port, "wild"));
+    signal(server.pid(), "HUP");
+    server.wait_for_line("reloaded certificates");
+    assert_eq!(
+        served(),
+        pem_der_len(&c.path("wild.pem")),
+        "new path in effect"
+    );
+
+    // A broken file: the diagnostic is logged, the last good certificate stays.
+    sb.write(
+        "httpd.conf",
+        format!("{}SSLEngnie on\n", conf(port, "a-ec")),
+    );
+    signal(server.pid(), "HUP");
+    let failed = server.wait_for_line("reload failed");
+    assert!(failed.contains("configuration has errors"), "{failed}");
+    server.wait_for_line("httpd.conf:9:");
+    assert_eq!(
+        served(),
+        pem_der_len(&c.path("wild.pem")),
+        "old certificate kept"
+    );
+
+    // A certificate that does not load: reported, the old one kept.
+    sb.write("bad.pem", "not a certificate\n");
+    sb.write(
+        "httpd.conf",
+        conf(port, "a-ec").replace(
+            &c.path("a-ec.pem"),
+            &sb.path().join("bad.pem").display().to_string(),
+        ),
+    );
+    signal(server.pid(), "HUP");
+    let failed = server.wait_for_line("reload failed");
+    assert!(failed.contains("bad.pem"), "{failed}");
+    assert_eq!(served(), pem_der_len(&c.path("wild.pem")));
+
+    // Another port in the file: certificates reload, the listener does not move.
+    let other = dead_port().port();
+    sb.write("httpd.conf", conf(other, "a-ec"));
+    signal(server.pid(), "HUP");
+    server.wait_for_line("listeners are not changed by a reload");
+    server.wait_for_line("reloaded certificates");
+    assert_eq!(served(), pem_der_len(&c.path("a-ec.pem")));
+    assert!(
+        TcpStream::connect(("127.0.0.1", other)).is_err(),
+        "nothing bound on the new port"
+    );
+}

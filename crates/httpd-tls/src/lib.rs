@@ -47,7 +47,11 @@ pub fn run(args: &Args) -> Result<()> {
         tokio::runtime::Builder::new_multi_thread()
     };
     let runtime = builder.enable_all().build().map_err(Error::Runtime)?;
-    runtime.block_on(server::serve(config, store))
+    // With -f, SIGHUP reads the file again (certificates it names may have changed).
+    let reread = || apache::config_from_file(args);
+    let reread: Option<&dyn Fn() -> Result<config::Config>> =
+        args.config_file.is_some().then_some(&reread as _);
+    runtime.block_on(server::serve(config, store, reread))
 }
 
 fn init_logging() {

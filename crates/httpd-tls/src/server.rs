@@ -21,7 +21,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn};
 
-use crate::certs::{common_name, CertStore, SniResolver};
+use crate::certs::{common_name, CertSource, CertStore, SniResolver};
 use crate::config::{Backend, Config};
 use crate::error::{Error, Result};
 use crate::proxy_header::{self, ClientCert, ConnInfo};
@@ -54,8 +54,13 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
     socket.listen(4096).map_err(bind_err)
 }
 
-/// Serves until SIGTERM or SIGINT, then drains open connections (up to 10 s).
-pub async fn serve(config: Config, store: CertStore) -> Result<()> {
+/// Serves until SIGTERM or SIGINT, then drains open connections (up to 10 s). `reread`
+/// (with `-f`) builds the configuration again from the file on SIGHUP.
+pub async fn serve(
+    config: Config,
+    store: CertStore,
+    reread: Option<&dyn Fn() -> Result<Config>>,
+) -> Result<()> {
     let names = store.names();
     let resolver = Arc::new(SniResolver::new(store));
     let tls = Arc::new(config.server_config(Arc::clone(&resolver))?);
@@ -109,9 +114,11 @@ pub async fn serve(config: Config, store: CertStore) -> Result<()> {
     }
     eprintln!("httpd-tls: ready");
 
+    // The certificate list the last successful (re)load used.
+    let mut active = shared.config.certs.clone();
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&shared.config, &resolver),
+            _ = hup.recv() => reload(&shared.config, &mut active, reread, &resolver),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -130,26 +137,71 @@ pub async fn serve(config: Config, store: CertStore) -> Result<()> {
     Ok(())
 }
 
-/// SIGHUP: load every certificate again; on any failure keep the old set.
-fn reload(config: &Config, resolver: &SniResolver) {
+/// SIGHUP: read the configuration file again (with `-f`), then load every certificate it
+/// names; on any failure keep the old set. Only certificates change: listeners, the
+/// backend and TLS settings stay as started (a restart applies them), as the log says.
+fn reload(
+    started: &Config,
+    active: &mut Vec<CertSource>,
+    reread: Option<&dyn Fn() -> Result<Config>>,
+    resolver: &SniResolver,
+) {
+    let certs = match reread {
+        None => active.clone(),
+        Some(read) => match read() {
+            Ok(new) => {
+                warn_restart_only(started, &new);
+                new.certs
+            }
+            Err(e) => {
+                let mut message = error_chain(&e);
+                if let Error::ConfFile { messages, .. } = &e {
+                    message.push('\n');
+                    message.push_str(messages.join("\n").trim_end());
+                }
+                error!(error = %message, "reload failed, keeping the old configuration and certificates");
+                return;
+            }
+        },
+    };
     let provider = rustls::crypto::ring::default_provider();
-    match CertStore::load(&config.certs, &provider) {
+    match CertStore::load(&certs, &provider) {
         Ok(store) => {
             let count = store.len();
             resolver.replace(store);
+            *active = certs;
             info!(certificates = count, "reloaded certificates");
         }
         Err(e) => {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                message.push_str(": ");
-                message.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            error!(error = %message, "reload failed, keeping the old certificates");
+            error!(error = %error_chain(&e), "reload failed, keeping the old certificates");
         }
     }
+}
+
+/// Logs the settings a reloaded file changed that only a restart applies.
+fn warn_restart_only(started: &Config, new: &Config) {
+    if new.listen != started.listen {
+        warn!(
+            started = ?started.listen,
+            file = ?new.listen,
+            "the listen addresses in the file differ; listeners are not changed by a reload (restart to apply)"
+        );
+    }
+    if new.min_tls != started.min_tls || new.client_ca != started.client_ca {
+        warn!("SSLProtocol/SSLVerifyClient changes take effect only after a restart");
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 async fn next_client(
