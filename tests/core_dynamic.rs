@@ -967,6 +967,78 @@ fn tls_from_the_proxy_header_makes_the_scheme_https() {
     }
 }
 
+/// End to end: curl → httpd-tls (PROXY v2 with the SSL TLV) → core → the backend.
+#[test]
+fn through_httpd_tls_the_backend_sees_https() {
+    require_tool("openssl");
+    require_tool("curl");
+    let sb = site();
+    let be = backend(&sb, "one");
+    let core = start(
+        &sb,
+        &format!(
+            "RemoteIPProxyProtocol On\nProxyPass /app/ http://127.0.0.1:{}/\n",
+            be.port
+        ),
+    );
+    let out = Command::new("openssl")
+        .current_dir(sb.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tls = Server::spawn(
+        Command::new(bin("httpd-tls"))
+            .current_dir(sb.path())
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--cert",
+                "cert.pem",
+                "--key",
+                "key.pem",
+            ])
+            .args(["--backend", &core.addr.to_string()]),
+    );
+    let line = tls.wait_for_line("(tls)");
+    let addr: SocketAddr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "20", "--resolve"])
+        .arg(format!("localhost:{}:127.0.0.1", addr.port()))
+        .arg(format!("https://localhost:{}/app/x", addr.port()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let j: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(j["headers"]["x-forwarded-proto"], "https", "{j}");
+    assert!(
+        j["headers"]["forwarded"]
+            .as_str()
+            .is_some_and(|f| f.contains("proto=https")),
+        "{j}"
+    );
+}
+
 /// RFC 3875 §6.2.2: `Location: /path` without a Status is served by core itself as a GET
 /// (no 302 reaches the client; the script's body is dropped), through the whole pipeline
 /// again; a redirect loop ends with 500 after 10 (LimitInternalRecursion); the access log
