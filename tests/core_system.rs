@@ -1,6 +1,7 @@
 //! httpd-core and the operating system: `User`/`Group` (root given up after binding),
 //! systemd socket activation (`LISTEN_FDS`) and the notify protocol (`NOTIFY_SOCKET`).
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -214,18 +215,26 @@ fn user_is_ignored_with_a_notice_when_not_root() {
     assert_eq!(body(&get(addr, "/index.html")), "home\n");
 }
 
-/// The launcher systemd would be: binds a socket, puts it at fd 3, sets LISTEN_FDS and
-/// LISTEN_PID (its own pid, which exec keeps), prints the port, and execs core.
+/// The launcher systemd would be: binds a TCP socket and a Unix socket (`core.sock` in
+/// the current directory), puts them at fds 3 and 4, sets LISTEN_FDS=2 and LISTEN_PID (its
+/// own pid, which exec keeps, or the one given), prints the port, and execs core.
 const LAUNCHER: &str = r#"
 import os, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.bind(("127.0.0.1", 0))
 s.listen(64)
+u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+path = os.path.abspath("core.sock")
+if os.path.exists(path):
+    os.unlink(path)
+u.bind(path)
+u.listen(64)
 print("launcher port", s.getsockname()[1], flush=True)
-os.dup2(s.fileno(), 3)
-os.set_inheritable(3, True)
+for fd, sock in ((3, s), (4, u)):
+    os.dup2(sock.fileno(), fd)
+    os.set_inheritable(fd, True)
 env = dict(os.environ)
-env["LISTEN_FDS"] = "1"
+env["LISTEN_FDS"] = "2"
 env["LISTEN_PID"] = sys.argv[1] if sys.argv[1] != "self" else str(os.getpid())
 os.execve(sys.argv[2], sys.argv[2:], env)
 "#;
@@ -276,15 +285,27 @@ fn systemd_socket_activation() {
     );
     core.wait_for_line("ready");
     let out = core.output();
+    let sock = sb.path().join("core.sock");
+    assert!(
+        out.contains(&format!("listening on unix:{}", sock.display())),
+        "{out}"
+    );
     assert_eq!(
         out.matches("listening on").count(),
-        1,
+        2,
         "Listen not bound: {out}"
     );
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert_eq!(body(&get(addr, "/index.html")), "activated\n");
     let r = get(addr, "/cgi-bin/fds.sh");
     assert_eq!(body(&r), "fd3 closed\nLISTEN_FDS=unset\n", "{r}");
+    // The second descriptor (fd 4) is the Unix socket.
+    let mut unix = std::os::unix::net::UnixStream::connect(&sock).expect("connect core.sock");
+    unix.write_all(b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut r = String::new();
+    unix.read_to_string(&mut r).unwrap();
+    assert_eq!(body(&r), "activated\n", "{r}");
     drop(core);
 
     // Someone else's LISTEN_PID: core binds its own Listen address instead.

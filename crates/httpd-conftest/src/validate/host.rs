@@ -87,7 +87,13 @@ impl Validator<'_> {
             }
             "user" | "group" => {
                 if let Some(a) = self.one(d) {
-                    match account_check(name == "user", &a.value) {
+                    // An undefined ${VAR} was reported already; the name is not known yet.
+                    let check = if a.value.contains("${") {
+                        Account::Known
+                    } else {
+                        account_check(name == "user", &a.value)
+                    };
+                    match check {
                         Account::Known => {}
                         Account::Root => self.error(
                             &a.loc,
