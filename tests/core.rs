@@ -797,6 +797,180 @@ fn compression_precompressed_and_on_the_fly() {
     assert_eq!(header(&r, "content-encoding"), None);
 }
 
+/// One request on a fresh connection, read to EOF: (head, body bytes as sent).
+fn raw_bytes(addr: SocketAddr, req: &str) -> (String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    let body = buf.split_off(split);
+    (String::from_utf8(buf).unwrap(), body)
+}
+
+/// Decodes a chunked body (RFC 9112 §7.1), panicking on bad framing.
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size = std::str::from_utf8(&data[..eol]).unwrap();
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        data = &data[eol + 2..];
+        if size == 0 {
+            assert_eq!(data, b"\r\n", "no trailers, nothing after the last chunk");
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        assert_eq!(&data[size..size + 2], b"\r\n");
+        data = &data[size + 2..];
+    }
+}
+
+/// gunzip with python's gzip module (an independent decoder).
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(require_tool("python3"))
+        .args([
+            "-c",
+            "import gzip, sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "python could not gunzip the body");
+    out.stdout
+}
+
+#[test]
+fn on_the_fly_gzip_streams_large_text_files() {
+    let sb = site();
+    // 1 MiB of varied text (a fixed pseudo-random word stream), far above the size
+    // compressed in one go.
+    let words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "{ color: red }",
+        "\n",
+        "0x1f",
+        "zeta",
+    ];
+    let mut text = String::new();
+    let mut x: u32 = 12345;
+    while text.len() < 1 << 20 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        text.push_str(words[(x >> 16) as usize % words.len()]);
+        text.push(' ');
+    }
+    text.truncate(1 << 20);
+    sb.write("www/big.css", &text);
+    let core = start(&sb, &docroot(&sb));
+    let req = |extra: &str| {
+        format!("GET /big.css HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n")
+    };
+
+    let (plain_head, plain) = raw_bytes(core.addr, &req(""));
+    assert_eq!(status(&plain_head), 200, "{plain_head}");
+    assert_eq!(plain, text.as_bytes());
+    let plain_etag = header(&plain_head, "etag").unwrap().to_string();
+
+    let (head, body) = raw_bytes(core.addr, &req("Accept-Encoding: gzip\r\n"));
+    assert_eq!(status(&head), 200, "{head}");
+    assert_eq!(header(&head, "content-encoding"), Some("gzip"), "{head}");
+    assert_eq!(header(&head, "vary"), Some("Accept-Encoding"), "{head}");
+    assert_eq!(header(&head, "content-length"), None, "{head}");
+    assert_eq!(
+        header(&head, "transfer-encoding"),
+        Some("chunked"),
+        "{head}"
+    );
+    let etag = header(&head, "etag").unwrap().to_string();
+    assert_ne!(etag, plain_etag, "the gzip variant has its own validator");
+    assert!(etag.ends_with("-gzip\""), "{etag}");
+    let gz = dechunk(&body);
+    assert!(gz.len() < text.len() / 2, "compressed: {} bytes", gz.len());
+    assert_eq!(gunzip(&gz), text.as_bytes());
+
+    // A real client decodes it too.
+    let out = Command::new(require_tool("curl"))
+        .args(["-s", "--compressed"])
+        .arg(format!("http://{}/big.css", core.addr))
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout == text.as_bytes(),
+        "curl --compressed got other bytes"
+    );
+
+    // HTTP/1.0 has no chunked coding: the body ends with the connection.
+    let (head, body) = raw_bytes(
+        core.addr,
+        "GET /big.css HTTP/1.0\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n",
+    );
+    assert_eq!(header(&head, "content-encoding"), Some("gzip"), "{head}");
+    assert_eq!(header(&head, "transfer-encoding"), None, "{head}");
+    assert_eq!(gunzip(&body), text.as_bytes());
+
+    // HEAD: the same headers, no body.
+    let (head, body) = raw_bytes(
+        core.addr,
+        "HEAD /big.css HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&head), 200, "{head}");
+    assert_eq!(header(&head, "content-encoding"), Some("gzip"), "{head}");
+    assert_eq!(header(&head, "etag"), Some(etag.as_str()));
+    assert!(body.is_empty(), "HEAD sent {} body bytes", body.len());
+
+    // Revalidation of the gzip variant, and of the identity one against it.
+    let r = get(
+        core.addr,
+        "/big.css",
+        &format!("Accept-Encoding: gzip\r\nIf-None-Match: {etag}\r\n"),
+    );
+    assert_eq!(status(&r), 304, "{r}");
+    let r = get(core.addr, "/big.css", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(
+        status(&r),
+        200,
+        "the gzip ETag does not validate the identity body"
+    );
+
+    // Ranges are never compressed: the bytes of the identity representation.
+    let (head, body) = raw_bytes(
+        core.addr,
+        &req("Accept-Encoding: gzip\r\nRange: bytes=1000-1999\r\n"),
+    );
+    assert_eq!(status(&head), 206, "{head}");
+    assert_eq!(header(&head, "content-encoding"), None, "{head}");
+    assert_eq!(body, &text.as_bytes()[1000..2000]);
+
+    // A client that refuses gzip, or a binary type, gets the identity body.
+    let (head, body) = raw_bytes(core.addr, &req("Accept-Encoding: gzip;q=0, br\r\n"));
+    assert_eq!(header(&head, "content-encoding"), None, "{head}");
+    assert_eq!(header(&head, "content-length"), Some("1048576"), "{head}");
+    assert_eq!(body, text.as_bytes());
+    sb.write("www/big.bin", &text);
+    let (head, _) = raw_bytes(
+        core.addr,
+        "GET /big.bin HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(header(&head, "content-encoding"), None, "{head}");
+}
+
 #[test]
 fn max_request_workers_sheds_load() {
     let sb = site();

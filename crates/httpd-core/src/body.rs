@@ -20,6 +20,12 @@ use http_body::{Frame, SizeHint};
 /// keep memory per connection bounded.
 const CHUNK: usize = 128 * 1024;
 
+/// How much of a file one poll of a [`GzipFile`] may compress before it gives the
+/// runtime back, so a very compressible file cannot hold the thread for its whole length.
+const GZIP_BUDGET: usize = 4 * CHUNK;
+/// A [`GzipFile`] sends what it has compressed once it holds this much.
+const GZIP_FRAME: usize = 32 * 1024;
+
 /// A boxed body from elsewhere (a proxied response, a CGI's output: issue 4).
 pub type BoxedBody = Pin<Box<dyn http_body::Body<Data = Bytes, Error = io::Error> + Send>>;
 
@@ -159,6 +165,83 @@ impl http_body::Body for Body {
     }
 }
 
+/// A file gzip-compressed as the client takes it (on-the-fly compression of a file too
+/// large to compress in one go): memory is bounded by one input chunk, the encoder's
+/// state and one frame of output, whatever the file's size. The length is not known in
+/// advance, so the response has no Content-Length (chunked, or close-delimited).
+pub struct GzipFile {
+    file: Arc<File>,
+    offset: u64,
+    left: u64,
+    input: Vec<u8>,
+    /// None once the gzip trailer has been sent.
+    enc: Option<flate2::write::GzEncoder<Vec<u8>>>,
+}
+
+impl GzipFile {
+    pub fn new(file: Arc<File>, len: u64, level: flate2::Compression) -> GzipFile {
+        GzipFile {
+            file,
+            offset: 0,
+            left: len,
+            input: Vec::new(),
+            enc: Some(flate2::write::GzEncoder::new(Vec::new(), level)),
+        }
+    }
+}
+
+impl http_body::Body for GzipFile {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        use std::io::Write;
+        let this = self.get_mut();
+        let Some(enc) = this.enc.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let mut budget = GZIP_BUDGET;
+        while this.left > 0 && enc.get_ref().len() < GZIP_FRAME {
+            if budget == 0 {
+                // Nothing worth a frame yet: let other tasks run, then go on.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let want = this.left.min(CHUNK as u64) as usize;
+            this.input.resize(want, 0);
+            let n = match this.file.read_at(&mut this.input, this.offset) {
+                Ok(0) => return Poll::Ready(Some(Err(shrank()))),
+                Ok(n) => n,
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            };
+            enc.write_all(&this.input[..n])?;
+            this.offset += n as u64;
+            this.left -= n as u64;
+            budget = budget.saturating_sub(n);
+        }
+        if this.left == 0 {
+            enc.try_finish()?;
+            let out = std::mem::take(enc.get_mut());
+            this.enc = None;
+            this.input = Vec::new();
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+        }
+        let out = std::mem::take(enc.get_mut());
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.enc.is_none()
+    }
+}
+
+fn shrank() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")
+}
+
 /// The next chunk of a part list. Files are read synchronously: they are local and
 /// almost always in the page cache, which is what nginx assumes too; a chunk is bounded.
 fn next_part(parts: &mut VecDeque<Part>) -> Option<io::Result<Bytes>> {
@@ -177,12 +260,7 @@ fn next_part(parts: &mut VecDeque<Part>) -> Option<io::Result<Bytes>> {
                 let want = (*len).min(CHUNK as u64) as usize;
                 let mut buf = BytesMut::zeroed(want);
                 let n = match file.read_at(&mut buf, *offset) {
-                    Ok(0) => {
-                        return Some(Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shrank while being sent",
-                        )))
-                    }
+                    Ok(0) => return Some(Err(shrank())),
                     Ok(n) => n,
                     Err(e) => return Some(Err(e)),
                 };

@@ -25,8 +25,11 @@ use crate::resolve;
 use crate::site::Effective;
 use range::RangeDecision;
 
-/// Files up to this size are read into memory in one go (one read syscall).
+/// Files up to this size are read into memory in one go (one read syscall), and
+/// compressed in one go when gzip is applied on the fly (larger ones stream).
 const SMALL_FILE: u64 = 64 * 1024;
+/// The gzip level for on-the-fly compression.
+const GZIP_LEVEL: flate2::Compression = flate2::Compression::new(5);
 
 /// Methods a static resource answers.
 pub const ALLOW: &str = "GET, HEAD, OPTIONS";
@@ -66,7 +69,7 @@ pub struct FileOutcome {
     pub ranges: Option<Vec<(u64, u64)>>,
     /// The Content-Encoding of what is sent (a precompressed sibling, or gzip now).
     pub encoding: Option<&'static str>,
-    /// Compress the (small) file now.
+    /// Compress the file with gzip as it is sent.
     pub gzip_now: bool,
     /// The resource has encoded variants: `Vary: Accept-Encoding`.
     pub vary: bool,
@@ -307,9 +310,11 @@ fn file_outcome(
                     }
                 }
             }
+            // Not for range requests: a range of the compressed stream is meaningless to
+            // the client, and of the identity one needs the identity encoding.
             if encoding.is_none()
                 && accepts_coding(accept, "gzip")
-                && (256..=SMALL_FILE).contains(&meta.len())
+                && meta.len() >= 256
                 && !r.headers.contains_key(header::RANGE)
             {
                 gzip_now = true;
@@ -662,6 +667,13 @@ fn file_response(f: FileOutcome) -> Response<Body> {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
     }
     if f.gzip_now {
+        if f.len > SMALL_FILE {
+            // Streamed: the compressed length is known only at the end.
+            h.insert(header::CONTENT_TYPE, ct);
+            let gz = crate::body::GzipFile::new(Arc::new(f.file), f.len, GZIP_LEVEL);
+            *resp.body_mut() = Body::stream(Box::pin(gz));
+            return resp;
+        }
         if let Some(gz) = gzip_file(&f.file, f.len) {
             h.insert(header::CONTENT_TYPE, ct);
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(gz.len()));
@@ -707,13 +719,13 @@ fn file_response(f: FileOutcome) -> Response<Body> {
     resp
 }
 
-/// Gzips a small file in memory.
+/// Gzips a small file in memory (so the response has a Content-Length).
 fn gzip_file(file: &File, len: u64) -> Option<Vec<u8>> {
     use std::io::Write;
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; len as usize];
     file.read_exact_at(&mut buf, 0).ok()?;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(5));
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), GZIP_LEVEL);
     enc.write_all(&buf).ok()?;
     enc.finish().ok()
 }
