@@ -7,56 +7,24 @@
 # Prints each tool's mean time and the ratio (Apache's time / ours: above 1 means we are
 # faster). Both parse, resolve and validate every line; Apache also loads its modules.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
+cd "$BENCH_ROOT"
 N=${1:-10000}
-OUT=${OUT:-bench/out/conftest}
-mkdir -p "$OUT"
-command -v apache2 >/dev/null || { echo "needs apache2 (apt-get install apache2)" >&2; exit 1; }
-command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
-
-cargo build --release -q -p httpd-conftest
-OURS=${CARGO_TARGET_DIR:-target}/release/httpd-conftest
-
-CONF="$OUT/vhosts.conf"
-ROOT="$OUT/www"
-mkdir -p "$ROOT"
-MODS=/usr/lib/apache2/modules
-{
-    echo "ServerRoot $PWD/$OUT"
-    echo "PidFile $PWD/$OUT/apache.pid"
-    echo "ErrorLog $PWD/$OUT/error.log"
-    for m in mpm_event authz_core alias headers mime dir; do
-        echo "LoadModule ${m}_module $MODS/mod_${m}.so"
-    done
-    echo "Listen 127.0.0.1:18999"
-    echo "LogFormat \"%h %l %u %t \\\"%r\\\" %>s %b\" common"
-    for i in $(seq 1 "$N"); do
-        cat <<VH
-<VirtualHost *:18999>
-    ServerName site$i.example.com
-    ServerAlias www.site$i.example.com *.site$i.example.org
-    DocumentRoot "$PWD/$ROOT"
-    CustomLog "$PWD/$OUT/access.log" common
-    Alias /static/ "$PWD/$ROOT/"
-    Redirect permanent /old https://site$i.example.com/new
-    Header always set X-Site "site$i"
-    <Directory "$PWD/$ROOT">
-        Options FollowSymLinks
-        Require all granted
-    </Directory>
-</VirtualHost>
-VH
-    done
-} > "$CONF"
+OUT=${OUT:-$BENCH_ROOT/bench/out/conftest}
+OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)
+bench_need conftest.sh apache2 hyperfine
+bench_build httpd-conftest
+OURS=$(bench_bin httpd-conftest)
+CONF=$(gen_vhosts_conf "$N" "$OUT")
 echo "config: $(wc -l < "$CONF") lines, $N virtual hosts"
 
 # Both must accept it.
-apache2 -t -f "$PWD/$CONF" 2>&1 | tail -1
+apache2 -t -f "$CONF" 2>&1 | tail -1
 "$OURS" "$CONF" 2>/dev/null
 
 hyperfine --warmup 1 --runs "${RUNS:-5}" --export-json "$OUT/hyperfine.json" \
     -n httpd-conftest "$OURS $CONF" \
-    -n "apache2 -t" "apache2 -t -f $PWD/$CONF" >/dev/null 2>&1
+    -n "apache2 -t" "apache2 -t -f $CONF" >/dev/null 2>&1
 
 python3 - "$OUT/hyperfine.json" <<'PY'
 import json, sys

@@ -15,7 +15,7 @@
 # Needs: rotatelogs (apt-get install apache2-utils), python3, /usr/bin/time (apt-get install
 # time), taskset. Builds httpd-logrotate in release mode unless OURS names a binary.
 set -euo pipefail
-
+source "$(dirname "$0")/lib.sh"
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 LINES="${LINES:-3000000}"
@@ -31,18 +31,14 @@ for tool in "$ROTATELOGS" /usr/bin/time python3 taskset; do
 done
 
 if [[ -z "${OURS:-}" ]]; then
-    (cd "$root" && cargo build --quiet --release -p httpd-logrotate)
-    OURS="${CARGO_TARGET_DIR:-$root/target}/release/httpd-logrotate"
+    bench_build httpd-logrotate
+    OURS=$(bench_bin httpd-logrotate)
 fi
 
 mkdir -p "$WORK"
 input="$WORK/access-$LINES.log"
-if [[ ! -s "$input" ]]; then
-    gen="$root/../shared/bench/gen_log.py"
-    [[ -f "$gen" ]] || gen="/work/shared/bench/gen_log.py"
-    echo "generating $LINES lines into $input" >&2
-    python3 "$gen" "$input" "$LINES"
-fi
+[[ -s "$input" ]] || echo "generating $LINES lines into $input" >&2
+gen_log "$input" "$LINES"
 bytes=$(stat -c %s "$input")
 
 # name | command (PATTERN dir is $dir)

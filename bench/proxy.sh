@@ -12,54 +12,22 @@
 # medians compared: ratio = ours / nginx requests/s (goal >= 1.0), plus the errors
 # (non-2xx or socket errors) wrk counted for each side.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; SCPU=${SERVER_CPU:-0}; CCPU=${CLIENT_CPU:-1}
+source "$(dirname "$0")/lib.sh"
+DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}
 SCEN=${SCEN:-"ka50 100k"}
 OUT=${OUT:-/tmp/httpd-bench-proxy}
 WWW=$OUT/www
-for t in nginx wrk taskset python3 curl; do
-  command -v "$t" >/dev/null || { echo "proxy.sh: $t is required" >&2; exit 2; }
-done
-mkdir -p "$OUT" "$WWW" "$OUT/nginx-tmp" "$OUT/backend-tmp"
-ulimit -n "$(ulimit -Hn)"
-[ -f "$WWW/index.html" ] || {
-  python3 -c "print('<!DOCTYPE html><html><body>' + 'x' * 990 + '</body></html>')" > "$WWW/index.html"
-  head -c 102400 /dev/urandom > "$WWW/100k.bin"
-}
-
-echo "building httpd-core (release)..." >&2
-(cd "$ROOT" && cargo build --release --quiet -p httpd-core)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-OURS_BIN=$TARGET/release/httpd-core
+bench_need proxy.sh nginx wrk taskset python3 curl ss
+mkdir -p "$OUT"
+bench_docroot "$WWW"
+bench_build httpd-core
+OURS_BIN=$(bench_bin httpd-core)
 
 BACKEND_PORT=18290; OURS_PORT=18291; NGINX_PORT=18292
-temps() {
-  local d=$1
-  echo "client_body_temp_path $d/body; proxy_temp_path $d/proxy; fastcgi_temp_path $d/fastcgi;"
-  echo "uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;"
-}
-cat > "$OUT/backend.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $OUT/backend.pid;
-error_log $OUT/backend-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off; sendfile on; keepalive_requests 1000000; keepalive_timeout 120s;
-    $(temps "$OUT/backend-tmp")
-    server { listen 127.0.0.1:$BACKEND_PORT backlog=4096; root $WWW; }
-}
-CONF
-cat > "$OUT/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $OUT/nginx.pid;
-error_log $OUT/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off; keepalive_requests 1000000; keepalive_timeout 120s;
-    $(temps "$OUT/nginx-tmp")
+{ nginx_main backend "$OUT"; echo "access_log off;"
+  echo "server { listen 127.0.0.1:$BACKEND_PORT backlog=4096; root $WWW; } }"; } > "$OUT/backend.conf"
+{ nginx_main nginx "$OUT"; cat <<CONF
+    access_log off;
     upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
     server {
         listen 127.0.0.1:$NGINX_PORT backlog=4096;
@@ -73,6 +41,7 @@ http {
     }
 }
 CONF
+} > "$OUT/nginx.conf"
 cat > "$OUT/httpd.conf" <<CONF
 Listen 127.0.0.1:$OURS_PORT
 DocumentRoot "$WWW"
@@ -80,16 +49,9 @@ KeepAliveTimeout 120
 MaxKeepAliveRequests 0
 ProxyPass / http://127.0.0.1:$BACKEND_PORT/
 CONF
-
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-taskset -c "$CCPU" nginx -p "$OUT" -c "$OUT/backend.conf" 2>"$OUT/backend.err" & PIDS+=($!)
-taskset -c "$SCPU" "$OURS_BIN" -f "$OUT/httpd.conf" 2>"$OUT/ours.err" & PIDS+=($!)
-taskset -c "$SCPU" nginx -p "$OUT" -c "$OUT/nginx.conf" 2>"$OUT/nginx.err" & PIDS+=($!)
-for port in $BACKEND_PORT $OURS_PORT $NGINX_PORT; do
-  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/index.html" && break; sleep 0.1; done
-done
+bench_start "$CCPU" backend $BACKEND_PORT "$OUT" nginx -p "$OUT" -c "$OUT/backend.conf"
+bench_start "$SCPU" ours $OURS_PORT "$OUT" "$OURS_BIN" -f "$OUT/httpd.conf"
+bench_start "$SCPU" nginx $NGINX_PORT "$OUT" nginx -p "$OUT" -c "$OUT/nginx.conf"
 
 # run SCENARIO PORT -> "reqs/s errors"
 run() {
@@ -98,13 +60,8 @@ run() {
     ka50) path=/index.html ;;
     100k) path=/100k.bin ;;
   esac
-  taskset -c "$CCPU" wrk -t1 -c50 -d"${DUR}s" --timeout 5s "$base$path" 2>&1 | awk '
-    /Requests\/sec/ { rps = $2 }
-    /Non-2xx/ { err += $NF }
-    /Socket errors/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
-    END { printf "%s %d\n", rps, err }'
+  wrk_run -c50 -d"${DUR}s" "$base$path" | cut -d" " -f1,3
 }
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 printf "%-7s %14s %14s %8s %12s %12s\n" scenario "ours req/s" "nginx req/s" ratio "ours errors" "nginx errors" | tee "$OUT/summary.txt"
 for s in $SCEN; do

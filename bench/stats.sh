@@ -3,7 +3,6 @@
 #   env: SIZES="1000000 10000000"  lines per generated combined log
 #        ROUNDS=3                  rounds for logs up to 2M lines; ROUNDS_BIG=1 above that
 #        LOGDIR=/tmp/bench/logs  OUT=/tmp/bench/out/stats
-#        GEN=<gen_log.py>          the peer harness's deterministic log generator
 #        CARGO_TARGET_DIR          where the release build of httpd-logrotate goes
 #
 # GoAccess against `httpd-logrotate --stats` on the same Apache combined logs, in the same
@@ -15,20 +14,20 @@
 # Duration is GoAccess's: on a busy 2-core machine about 40-80 s per million lines, so the
 # 10M case (one round by default) takes 10-20 minutes; SIZES=1000000 for a quick run.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SIZES=${SIZES:-"1000000 10000000"}
 ROUNDS=${ROUNDS:-3}
 ROUNDS_BIG=${ROUNDS_BIG:-1}
 LOGDIR=${LOGDIR:-/tmp/bench/logs}
 OUT=${OUT:-/tmp/bench/out/stats}
-GEN=${GEN:-$ROOT/../shared/bench/gen_log.py}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
 command -v goaccess >/dev/null || { echo "goaccess is not installed (apt-get install goaccess)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is not installed (apt-get install time)" >&2; exit 1; }
 mkdir -p "$LOGDIR" "$OUT"
-(cd "$ROOT" && cargo build --release --quiet -p httpd-logrotate)
-OURS="$CARGO_TARGET_DIR/release/httpd-logrotate"
+bench_build httpd-logrotate
+OURS=$(bench_bin httpd-logrotate)
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); goaccess $(goaccess --version | head -1 | awk '{print $3}')"
 
 # name|command (LOG and JSON are substituted per run)
@@ -42,7 +41,7 @@ for size in $SIZES; do
   log="$LOGDIR/access-$size.log"
   if [ ! -f "$log" ]; then
     echo "generating $log"
-    python3 "$GEN" "$log" "$size"
+    gen_log "$log" "$size"
   fi
   lines=$(wc -l < "$log")
   rounds=$ROUNDS; [ "$size" -gt 2000000 ] && rounds=$ROUNDS_BIG

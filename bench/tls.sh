@@ -20,51 +20,22 @@
 #                                     CLIENT_CPU=1 WORK=/tmp/httpd-bench-tls BACKEND=core|nginx
 # Needs: nginx, hitch, wrk, ab (apache2-utils), h2load (nghttp2-client), openssl, cargo.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; SCEN=${SCEN:-"ka50 close full h2"}
-SCPU=${SERVER_CPU:-0}; CCPU=${CLIENT_CPU:-1}
 WORK=${WORK:-/tmp/httpd-bench-tls}
 BACKEND=${BACKEND:-core}
 P_BACK=19081 P_BACK_H2=19091 P_CORE=19082 P_NGINX=19443 P_HITCH=19444 P_HITCH_H2=19445 P_OURS=19446 P_OURS_H2=19447
 
-for t in nginx hitch wrk ab h2load openssl cargo; do
-  command -v "$t" >/dev/null || { echo "bench/tls.sh: $t is not installed" >&2; exit 1; }
-done
-mkdir -p "$WORK/www" "$WORK/tls" "$WORK/run" "$WORK/raw"
-ulimit -n "$(ulimit -Hn)"
-
-echo "building httpd-tls and httpd-core (release)..." >&2
-(cd "$ROOT" && cargo build --quiet --release -p httpd-tls -p httpd-core)
-OURS_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/httpd-tls"
-CORE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/httpd-core"
-
+bench_need tls.sh nginx hitch wrk ab h2load openssl cargo ss
+mkdir -p "$WORK/www" "$WORK/run" "$WORK/raw"
+bench_build httpd-tls httpd-core
+OURS_BIN=$(bench_bin httpd-tls)
+CORE_BIN=$(bench_bin httpd-core)
 head -c 1024 /dev/zero | tr '\0' 'x' > "$WORK/www/index.html"
-if [ ! -f "$WORK/tls/cert.pem" ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-    -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
-    -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
-  cat "$WORK/tls/cert.pem" "$WORK/tls/key.pem" > "$WORK/tls/combined.pem"
-  chmod 644 "$WORK/tls/"*.pem
-fi
+bench_cert "$WORK/tls"
 
-cat > "$WORK/run/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile 20000;
-daemon off;
-pid $WORK/run/nginx.pid;
-error_log $WORK/run/nginx-error.log warn;
-events { worker_connections 19000; }
-http {
-    default_type text/html;
+{ nginx_main nginx "$WORK/run"; cat <<EOF
     access_log off;
-    sendfile on;
-    keepalive_timeout 120s;
-    keepalive_requests 1000000;
-    client_body_temp_path $WORK/run/body;
-    proxy_temp_path $WORK/run/proxy;
-    fastcgi_temp_path $WORK/run/fastcgi;
-    uwsgi_temp_path $WORK/run/uwsgi;
-    scgi_temp_path $WORK/run/scgi;
     server { listen 127.0.0.1:$P_BACK proxy_protocol backlog=4096; root $WORK/www; }
     server { listen 127.0.0.1:$P_BACK_H2 proxy_protocol http2 backlog=4096; root $WORK/www; }
     server {
@@ -76,6 +47,7 @@ http {
     }
 }
 EOF
+} > "$WORK/run/nginx.conf"
 hitch_conf() { # PORT BACKEND ALPN
   cat <<EOF
 frontend = "[127.0.0.1]:$1"
@@ -94,19 +66,7 @@ EOF
 hitch_conf $P_HITCH $P_BACK "http/1.1" > "$WORK/run/hitch.conf"
 hitch_conf $P_HITCH_H2 $P_BACK_H2 "h2" > "$WORK/run/hitch-h2.conf"
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-start() { # NAME PORT CMD...
-  local name=$1 port=$2; shift 2
-  taskset -c "$SCPU" "$@" > "$WORK/run/$name.out" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do
-    ss -Hltn "sport = :$port" | grep -q LISTEN && return
-    sleep 0.1
-  done
-  echo "$name did not start; see $WORK/run/$name.out" >&2; tail -5 "$WORK/run/$name.out" >&2; exit 1
-}
+start() { bench_start "$SCPU" "$1" "$2" "$WORK/run" "${@:3}"; }   # NAME PORT CMD...
 start nginx $P_NGINX nginx -p "$WORK/run" -c "$WORK/run/nginx.conf"
 start hitch $P_HITCH hitch --config="$WORK/run/hitch.conf"
 start hitch-h2 $P_HITCH_H2 hitch --config="$WORK/run/hitch-h2.conf"
