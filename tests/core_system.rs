@@ -73,16 +73,19 @@ fn user_group_drop_root_after_binding() {
     sb.mkdir("pipe");
     chmod(&sb.path().join("pipe"), 0o777);
     let p = sb.path().display();
-    let conf = sb.write(
-        "httpd.conf",
+    // A port below 1024, which only root may bind: the point of binding before the drop.
+    let port = privileged_port();
+    let conf_text = |port: u16| {
         format!(
-            "Listen 127.0.0.1:0\nUser nobody\nGroup nogroup\nDocumentRoot \"{p}/www\"\n\
+            "Listen 127.0.0.1:{port}\nUser nobody\nGroup nogroup\nDocumentRoot \"{p}/www\"\n\
              ScriptAlias /cgi-bin/ \"{p}/cgi/\"\n\
              CustomLog \"{p}/logs/access.log\" \"%>s %U\"\n\
              CustomLog \"|id -u > {p}/pipe/uid; exec cat >> {p}/pipe/access.log\" \"%>s %U\"\n"
-        ),
-    );
+        )
+    };
+    let conf = sb.write("httpd.conf", conf_text(port));
     let (core, addr) = start_core(sb.path(), &conf);
+    assert_eq!(addr.port(), port);
     assert!(
         core.output().contains("running as uid 65534 gid 65534"),
         "{}",
@@ -102,8 +105,11 @@ fn user_group_drop_root_after_binding() {
     let r = get(addr, "/index.html");
     assert_eq!(body(&r), "home\n", "{r}");
 
-    // Reload as nobody: the config is read again, the root-only log stays open.
+    // Reload as nobody: the config is read again, the root-only log stays open, and the
+    // privileged listener is kept (a new Listen cannot be bound without root: logged).
+    sb.write("httpd.conf", conf_text(privileged_port()));
     signal(core.pid(), "HUP");
+    core.wait_for_line("the listeners are kept");
     core.wait_for_line("configuration reloaded");
     let r = get(addr, "/index.html?after");
     assert_eq!(status(&r), 200, "{r}");
@@ -115,13 +121,27 @@ fn user_group_drop_root_after_binding() {
         log,
         "200 /cgi-bin/id.sh\n200 /index.html\n200 /index.html\n"
     );
-    let uid = wait_for(|| std::fs::read_to_string(sb.path().join("pipe/uid")).ok());
+    // `>` creates the file before `id` writes into it.
+    let uid = wait_for(|| {
+        std::fs::read_to_string(sb.path().join("pipe/uid"))
+            .ok()
+            .filter(|u| u.ends_with('\n'))
+    });
     assert_eq!(uid.trim(), "65534", "the piped logger runs as nobody");
     assert!(
         core.output().contains("keeping the open one"),
         "{}",
         core.output()
     );
+}
+
+/// A free port below 1024 on 127.0.0.1 (root only).
+fn privileged_port() -> u16 {
+    let start = 600 + (std::process::id() % 300) as u16;
+    (start..1024)
+        .chain(600..start)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below 1024")
 }
 
 fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
