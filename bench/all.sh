@@ -316,10 +316,11 @@ for row, by in rows.items():
         spread = lambda v: (max(v) - min(v)) / statistics.median(v) if statistics.median(v) else float("inf")
         ratio = (mp / mo if row in lower else mo / mp) if mo and mp else 0.0
         noisy = spread(ours) > noisy_at or spread(vals) > noisy_at
-        fmt = lambda v: f"{statistics.median(v):,.4g} ({min(v):,.4g}–{max(v):,.4g})"
-        print(f"{row:14} {unit.get(row, 'req/s'):8} {fmt(ours):>30} {peer:>11} {fmt(vals):>30} {ratio:6.2f}  "
-              " ".join(filter(None, ["FAILED " + ",".join(sorted(failed[row])) if row in failed else "",
-                                       "noisy" if noisy else ""])))
+        num = lambda x: f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+        fmt = lambda v: f"{num(statistics.median(v))} ({num(min(v))}–{num(max(v))})"
+        note = " ".join(filter(None, ["FAILED " + ",".join(sorted(failed[row])) if row in failed else "",
+                                      "noisy" if noisy else ""]))
+        print(f"{row:14} {unit.get(row, 'req/s'):8} {fmt(ours):>30} {peer:>11} {fmt(vals):>30} {f'{ratio:6.2f}' if ratio else '     -'}  {note}")
         out.append({"row": row, "unit": unit.get(row, "req/s"), "better": "lower" if row in lower else "higher",
                     "peer": peer, "ours": ours, "peer_values": vals, "ratio": round(ratio, 4), "noisy": noisy,
                     "failed": sorted(failed.get(row, []))})

@@ -216,7 +216,7 @@ print(f"  slowhttptest: {len(rows)} s, peak {peak('Connected')} slow connections
       f"{peak('Closed')} closed by the server; its own probe found the service down in {down} of {len(rows) - 1} s")
 PY
   fi
-  grep -E "Exit status|service available|test ended" "$OUT/run/$kind.out" | tail -2 | sed 's/^/  /' || true
+  sed 's/\x1b\[[0-9;]*m//g' "$OUT/run/$kind.out" | grep -E "Exit status|service available" | tail -2 | sed 's/^/  slowhttptest: /' || true
   echo "  core RSS at the end: $(awk '/^VmRSS/ { print $2 }' /proc/"$CORE_PID"/status) KiB"
   bench_stop_all; verdict "$kind" $st
 }
