@@ -528,7 +528,13 @@ pub async fn serve(
             break Ok(());
         }
         tracing::trace!(peer = ?peer, "idle connection parked");
-        prefix = parts.read_buf.clone();
+        // A slice of hyper's read buffer, even an empty one, keeps that whole buffer
+        // (8 KiB or more) alive: keep a copy of what the client already sent, if anything.
+        prefix = if parts.read_buf.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(&parts.read_buf)
+        };
         drop(parts);
         if prefix.is_empty() {
             // Parked: only the socket is held until the next request or the end of
