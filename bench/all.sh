@@ -24,7 +24,8 @@
 # Prints one table (median, min–max, ratio; "ratio > 1" always means httpd is better) and
 # marks rows "noisy" where a server's min–max spread exceeds NOISY (default 0.25) of its
 # median: the machine was too busy for that row to be trusted. Writes the raw numbers to
-# OUT/results.json. About 7 minutes on 2 cores; --quick about 3.
+# OUT/results.json. About 5½ minutes on 2 cores (measured under load 7-10); --quick about
+# 1½. BENCH_BUILD=0 skips the cargo build (use the binaries already built).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/lib.sh"
