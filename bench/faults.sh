@@ -77,20 +77,7 @@ verdict() { # NAME STATUS
 log_check() {
   kill -TERM "$CORE_PID"; for _ in $(seq 200); do kill -0 "$CORE_PID" 2>/dev/null || break; sleep 0.1; done
   sleep 1
-  python3 - "$OUT/$1.ids" "${2:-$OUT/logs}" <<'PY'
-import collections, os, re, sys
-ok = {l.split()[0] for l in open(sys.argv[1]) if l.split()[1] == "200"}
-seen = collections.Counter()
-for f in os.listdir(sys.argv[2]):
-    for line in open(os.path.join(sys.argv[2], f), errors="replace"):
-        m = re.search(r"[?&]id=([a-z0-9]+-\d+)", line)
-        if m: seen[m.group(1)] += 1
-lost = [r for r in ok if not seen[r]]
-dup = [r for r, n in seen.items() if n > 1]
-print(f"  log: {len(ok)} answered requests, {sum(seen.values())} lines in {len(os.listdir(sys.argv[2]))} files; "
-      f"lost {len(lost)}, duplicated {len(dup)}{' e.g. ' + str(lost[:3]) if lost else ''}")
-sys.exit(1 if lost or dup else 0)
-PY
+  python3 "$HERE/logcheck.py" "$OUT/$1.ids" "${2:-$OUT/logs}" | sed 's/^/  /'
 }
 rotator_pid() { # the httpd-logrotate process under core (its child, or the child of core's sh -c)
   local p c
