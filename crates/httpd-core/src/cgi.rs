@@ -27,7 +27,7 @@ use crate::error_page;
 use crate::site::{Effective, Host, Matcher};
 
 /// The largest header block a script may print.
-const MAX_HEAD: usize = 64 * 1024;
+pub const MAX_HEAD: usize = 64 * 1024;
 
 /// Which script a request runs: the file, SCRIPT_NAME and PATH_INFO.
 #[derive(Debug, PartialEq, Eq)]
@@ -356,15 +356,20 @@ async fn start(
     Ok(Output::Response(resp))
 }
 
-/// The header block: `Name: value` lines up to an empty line, LF or CRLF.
-async fn read_head<R: tokio::io::AsyncBufRead + Unpin>(
+/// The header block: `Name: value` lines up to an empty line, LF or CRLF. Public for the
+/// fuzz target (`fuzz/checks/core/cgi_header.rs`).
+#[doc(hidden)]
+pub async fn read_head<R: tokio::io::AsyncBufRead + Unpin>(
     out: &mut R,
 ) -> Result<Vec<(String, String)>, &'static str> {
     let mut fields = Vec::new();
     let mut total = 0;
     loop {
         let mut line = Vec::new();
-        let n = out
+        // Bounded: a script printing one endless line must not fill memory.
+        let room = (MAX_HEAD - total) as u64 + 1;
+        let n = (&mut *out)
+            .take(room)
             .read_until(b'\n', &mut line)
             .await
             .map_err(|_| "read error")?;
@@ -417,6 +422,20 @@ mod tests {
             let mut r = BufReader::new(input);
             assert_eq!(read_head(&mut r).await.map(|f| f.len()), want, "{input:?}");
         }
+    }
+
+    /// One endless header line is cut off at MAX_HEAD, not read into memory whole.
+    #[tokio::test]
+    async fn read_head_bounds_a_long_line() {
+        let big = vec![b'a'; 4 * MAX_HEAD];
+        let mut r = BufReader::new(&big[..]);
+        assert_eq!(read_head(&mut r).await, Err("header block too large"));
+        let left = r.into_inner().len();
+        assert!(
+            big.len() - left <= MAX_HEAD + 8192,
+            "read {} bytes",
+            big.len() - left
+        );
     }
 
     #[test]

@@ -82,9 +82,18 @@ pub fn parse(buf: &[u8]) -> io::Result<Option<(ProxyHeader, usize)>> {
     let parts: Vec<&str> = line.split(' ').collect();
     let source = match parts.get(1).copied() {
         Some("UNKNOWN") => None,
-        Some("TCP4") | Some("TCP6") if parts.len() == 6 => {
-            let ip: IpAddr = parts[2].parse().map_err(|_| bad("bad PROXY v1 address"))?;
-            let port: u16 = parts[4].parse().map_err(|_| bad("bad PROXY v1 port"))?;
+        Some(proto @ ("TCP4" | "TCP6")) if parts.len() == 6 => {
+            // Both addresses of the named family, both ports plain decimal numbers.
+            let addr = |s: &str| match s.parse::<IpAddr>() {
+                Ok(ip) if ip.is_ipv4() == (proto == "TCP4") => Ok(ip),
+                _ => Err(bad("bad PROXY v1 address")),
+            };
+            let port = |s: &str| match s.parse::<u16>() {
+                Ok(p) if s.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
+                _ => Err(bad("bad PROXY v1 port")),
+            };
+            let (ip, _) = (addr(parts[2])?, addr(parts[3])?);
+            let (port, _) = (port(parts[4])?, port(parts[5])?);
             Some(SocketAddr::new(ip, port))
         }
         _ => return Err(bad("bad PROXY v1 line")),
@@ -111,6 +120,10 @@ fn parse_v2(buf: &[u8]) -> io::Result<Option<(ProxyHeader, usize)>> {
         return Ok(None);
     }
     let body = &buf[16..16 + len];
+    // Commands: 0 LOCAL, 1 PROXY; the spec says to drop anything else.
+    if ver_cmd & 0x0f > 1 {
+        return Err(bad("unsupported PROXY v2 command"));
+    }
     let local = ver_cmd & 0x0f == 0;
     let (source, tlvs) = match fam >> 4 {
         1 if body.len() >= 12 => {
@@ -183,6 +196,17 @@ mod tests {
         assert!(parse(b"PROXY TCP4 1.2.3.4").unwrap().is_none());
         assert!(parse(b"GET / HTTP/1.1\r\n").is_err());
         assert!(parse(b"PROXY TCP4 x y 1 2\r\n").is_err());
+        // Found by the proxy_header fuzzer: the family must match the addresses, and the
+        // destination and the ports are checked too.
+        for bad in [
+            &b"PROXY TCP4 ::1 ::1 1 2\r\n"[..],
+            b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n",
+            b"PROXY TCP4 1.2.3.4 junk 1 2\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 +80 443\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 80 x\r\n",
+        ] {
+            assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
@@ -201,6 +225,9 @@ mod tests {
         assert!(!h.ssl);
         assert_eq!(&b[used..], b"PRI");
         assert!(parse(&b[..20]).unwrap().is_none());
+        // Only LOCAL (0) and PROXY (1) are commands.
+        b[12] = 0x22;
+        assert!(parse(&b).is_err());
     }
 
     fn v2_with_tlv(tlv: &[u8]) -> Vec<u8> {

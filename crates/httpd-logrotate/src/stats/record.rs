@@ -144,8 +144,9 @@ pub fn parse_clf_time(s: &str) -> Option<(i64, i32)> {
         b'-' => -1,
         _ => return None,
     };
-    let offset = sign * (num(22..24)? * 3600 + num(24..26)? * 60);
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    let (oh, om) = (num(22..24)?, num(24..26)?);
+    let offset = sign * (oh * 3600 + om * 60);
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || oh > 23 || om > 59 {
         return None;
     }
     let local = days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + sec;
@@ -314,6 +315,9 @@ mod tests {
             ("10/Oct/2000:13:55:36 -0700", Some((971211336, -25200))),
             ("29/Feb/2024:23:59:59 +0000", Some((1709251199, 0))),
             ("10/Oct/2000:13:55:36", None),
+            // Found by the log_line fuzzer: an offset of 99h99m is not a UTC offset.
+            ("31/Dec/9999:23:59:59 +9999", None),
+            ("10/Oct/2000:13:55:36 +2360", None),
             ("10/Xyz/2000:13:55:36 +0000", None),
         ];
         for (s, want) in cases {
