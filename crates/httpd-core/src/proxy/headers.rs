@@ -7,31 +7,40 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1, plus the
-/// de-facto `Keep-Alive` and `Proxy-Connection`).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
+/// de-facto `Keep-Alive` and `Proxy-Connection`). Typed names: a `&str` would be parsed
+/// again on every request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-server");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Removes the hop-by-hop headers, including every header `Connection` names.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
+    if h.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
     }
-    for n in HOP_BY_HOP {
+    for n in &HOP_BY_HOP {
         h.remove(n);
     }
 }
@@ -50,24 +59,47 @@ pub struct ClientSide<'a> {
 /// mod_proxy's X-Forwarded-For/-Host/-Server (appending to a list a previous proxy
 /// started), X-Forwarded-Proto, and `Forwarded` (RFC 7239 §4).
 pub fn add_forwarded(h: &mut HeaderMap, c: &ClientSide<'_>) {
-    append_list(h, "x-forwarded-for", &c.ip.to_string());
+    let ip = ip_text(c.ip);
+    append_list(h, X_FORWARDED_FOR, &ip);
     if let Some(host) = c.host {
-        append_list(h, "x-forwarded-host", host);
+        append_list(h, X_FORWARDED_HOST, host);
     }
-    append_list(h, "x-forwarded-server", c.server_name);
+    append_list(h, X_FORWARDED_SERVER, c.server_name);
     if let Ok(v) = HeaderValue::from_str(c.proto) {
-        h.insert("x-forwarded-proto", v);
+        h.insert(X_FORWARDED_PROTO, v);
     }
     // RFC 7239 §6: IPv6 addresses are quoted and bracketed.
     let node = match c.ip {
-        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V4(_) => ip,
         IpAddr::V6(a) => format!("\"[{a}]\""),
     };
     let mut fwd = format!("for={node};proto={}", c.proto);
     if let Some(host) = c.host {
         fwd.push_str(&format!(";host=\"{}\"", host.replace('"', "")));
     }
-    append_list(h, "forwarded", &fwd);
+    append_list(h, FORWARDED, &fwd);
+}
+
+/// The address as text; IPv4 written by hand, as `Ipv4Addr`'s Display (which supports
+/// padding) is a measurable part of a proxied request.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(a) = ip else {
+        return ip.to_string();
+    };
+    let mut s = String::with_capacity(15);
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
 }
 
 /// `Via: 1.1 name` (RFC 9110 §7.6.3), appended to what earlier hops wrote.
@@ -77,11 +109,11 @@ pub fn add_via(h: &mut HeaderMap, version: http::Version, server_name: &str) {
         http::Version::HTTP_2 => "2.0",
         _ => "1.1",
     };
-    append_list(h, "via", &format!("{v} {server_name}"));
+    append_list(h, header::VIA, &format!("{v} {server_name}"));
 }
 
-fn append_list(h: &mut HeaderMap, name: &'static str, value: &str) {
-    let joined = match h.get(name).and_then(|v| v.to_str().ok()) {
+fn append_list(h: &mut HeaderMap, name: HeaderName, value: &str) {
+    let joined = match h.get(&name).and_then(|v| v.to_str().ok()) {
         Some(old) if !old.is_empty() => format!("{old}, {value}"),
         _ => value.to_string(),
     };
@@ -153,6 +185,21 @@ mod tests {
             h["forwarded"],
             "for=\"[::1]\";proto=https;host=\"example.org\""
         );
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "192.0.2.9",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let a: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(a), a.to_string());
+        }
     }
 
     #[test]
