@@ -74,6 +74,9 @@ cat > "$WORK/run/core.conf" <<EOF
 Listen 127.0.0.1:$P_CORE
 DocumentRoot "$WORK/www"
 RemoteIPProxyProtocol On
+KeepAliveTimeout 120
+MaxKeepAliveRequests 0
+MaxRequestWorkers 20000
 EOF
 if [ "$BACKEND" = core ]; then
   start core $P_CORE "$CORE_BIN" -f "$WORK/run/core.conf"
@@ -112,6 +115,9 @@ measure() { # SCEN URL DURATION -> prints requests/s
 SERVERS="ours hitch nginx"
 echo "date $(date -Is); $(nproc) CPUs; servers on CPU $SCPU, client on CPU $CCPU; DUR=${DUR}s ROUNDS=$ROUNDS"
 echo "ours: $OURS_BIN -> $BACKEND; $(nginx -v 2>&1); $(hitch --version 2>&1 | head -1)"
+echo "settings: TLS 1.3 only, one ECDSA P-256 cert; every server on CPU $SCPU, client on CPU $CCPU; no access logs;"
+echo "  keep-alive 120 s and unlimited requests everywhere (nginx keepalive_requests 1000000, core MaxKeepAliveRequests 0);"
+echo "  nginx 1 worker; hitch workers=1, write-proxy-v2; ours current-thread runtimes (one CPU each process)"
 : > "$WORK/raw/results.tsv"
 for s in $SCEN; do
   for n in $SERVERS; do measure "$s" "$(url "$s" "$n")" 1 >/dev/null || true; done  # warm-up
