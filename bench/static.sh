@@ -51,6 +51,9 @@ run() {
   wrk_run -d"${DUR}s" "${args[@]}" | cut -d" " -f1,2
 }
 
+{ echo "settings: both servers on CPU $SCPU (taskset), wrk -t1 on CPU $CCPU; DUR=${DUR}s ROUNDS=$ROUNDS, interleaved, medians;"
+  echo "  nginx: 1 worker, access_log off, sendfile on, keepalive 120 s / 1000000 requests;"
+  echo "  ours: current-thread runtime (one CPU), no CustomLog, KeepAliveTimeout 120, MaxKeepAliveRequests 0"; } | tee "$OUT/settings.txt"
 printf "%-7s %14s %14s %8s %12s %12s %8s\n" scenario "ours req/s" "nginx req/s" ratio "ours p99 ms" "nginx p99" ratio | tee "$OUT/summary.txt"
 for s in $SCEN; do
   : > "$OUT/$s.ours"; : > "$OUT/$s.nginx"
