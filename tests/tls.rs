@@ -29,19 +29,6 @@ impl Certs {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A leaf signed by the CA: `NAME.pem` / `NAME.key`.
 fn leaf(dir: &Path, name: &str, key: &str, subject: &str, ext: &[&str]) {
     let (keyout, certout) = (format!("{name}.key"), format!("{name}.pem"));

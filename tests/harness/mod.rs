@@ -307,6 +307,21 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8], limit: Duration) -> String
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// Runs `openssl ARGS...` in `dir` (certificates for the TLS tests); panics with its
+/// stderr when it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Whether an external tool is on PATH (tests that need one fail loudly when it is missing:
 /// the test script installs them).
 pub fn require_tool(name: &str) -> PathBuf {
