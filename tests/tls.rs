@@ -267,6 +267,18 @@ fn start_tls(dir: &Path, args: &[&str]) -> Tls {
     Tls { server, addr }
 }
 
+/// httpd-tls with the default certificate only, forwarding to `backend`, plus `extra` flags.
+fn start_default_cert(dir: &Path, backend: &str, extra: &[&str]) -> Tls {
+    let c = certs();
+    let (cert, key) = (c.path("default.pem"), c.path("default.key"));
+    let args = [
+        &["--backend", backend, "--cert", &cert, "--key", &key][..],
+        extra,
+    ]
+    .concat();
+    start_tls(dir, &args)
+}
+
 /// The address in a `listening on ADDR (...)` line.
 fn listen_addr(line: &str) -> SocketAddr {
     let rest = line.split("listening on ").nth(1).expect("listening line");
@@ -330,6 +342,8 @@ try:
     cert = s.getpeercert()
     if cert:
         out["san"] = [v for (k, v) in cert.get("subjectAltName", ())]
+    if a.get("banner"):
+        out["banner"] = s.recv(65536).decode()
     out["reply"] = exchange(s, a.get("send", "ping"))
     if a.get("hold"):
         print(json.dumps(out), flush=True)
@@ -619,9 +633,41 @@ fn proxy_v1_and_off() {
     }
 }
 
+/// A backend that speaks first (a banner, as SMTP or IMAP do) gets its PROXY header while
+/// the client sends nothing: httpd-tls sends the header together with the client's first
+/// bytes only when they are already there, never waiting for them.
+#[test]
+fn backend_that_speaks_first_gets_the_header_before_the_client_sends() {
+    let sb = Sandbox::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let be = listener.local_addr().unwrap().to_string();
+    let (tx, headers) = mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let Ok(header) = read_header(&mut stream, Header::V2) else {
+                    return;
+                };
+                let _ = tx.send(header);
+                let _ = stream.write_all(b"220 banner\r\n");
+                serve_backend(stream, Header::Off, &tx);
+            });
+        }
+    });
+    let tls = start_default_cert(sb.path(), &be, &[]);
+    let got = py(
+        tls.addr,
+        json!({"banner": true, "send": "after the banner"}),
+    );
+    assert_eq!(got["banner"], "220 banner\r\n", "{got}");
+    assert_eq!(got["reply"], "after the banner", "{got}");
+    let header = headers.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(&header[..12], b"\r\n\r\n\0\r\nQUIT\n", "a v2 signature");
+}
+
 #[test]
 fn unix_socket_backend() {
-    let c = certs();
     let sb = Sandbox::new();
     let sock = sb.path().join("core.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
@@ -633,17 +679,7 @@ fn unix_socket_backend() {
         }
     });
     let backend = format!("unix:{}", sock.display());
-    let tls = start_tls(
-        sb.path(),
-        &[
-            "--backend",
-            &backend,
-            "--cert",
-            &c.path("default.pem"),
-            "--key",
-            &c.path("default.key"),
-        ],
-    );
+    let tls = start_default_cert(sb.path(), &backend, &[]);
     let got = py(tls.addr, json!({"send": "over unix"}));
     assert_eq!(got["reply"], "over unix", "{got}");
     let header = headers.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -805,22 +841,9 @@ fn client_certificates_required_and_optional() {
 
 #[test]
 fn redirect_http_answers_301_to_https() {
-    let c = certs();
     let sb = Sandbox::new();
     let be = dead_port().to_string();
-    let tls = start_tls(
-        sb.path(),
-        &[
-            "--backend",
-            &be,
-            "--cert",
-            &c.path("default.pem"),
-            "--key",
-            &c.path("default.key"),
-            "--redirect-http",
-            "127.0.0.1:0",
-        ],
-    );
+    let tls = start_default_cert(sb.path(), &be, &["--redirect-http", "127.0.0.1:0"]);
     let line = tls.server.wait_for_line("(http redirect");
     let plain = listen_addr(&line);
     let reply = raw_exchange(
@@ -851,22 +874,9 @@ fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
 
 #[test]
 fn bad_input_plain_http_garbage_stalled_handshake_and_backend_down() {
-    let c = certs();
     let sb = Sandbox::new();
     let be = dead_port().to_string();
-    let tls = start_tls(
-        sb.path(),
-        &[
-            "--backend",
-            &be,
-            "--cert",
-            &c.path("default.pem"),
-            "--key",
-            &c.path("default.key"),
-            "--handshake-timeout",
-            "500ms",
-        ],
-    );
+    let tls = start_default_cert(sb.path(), &be, &["--handshake-timeout", "500ms"]);
     let reply = raw_exchange(
         tls.addr,
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",

@@ -36,7 +36,7 @@ pub fn run(args: &Args) -> Result<()> {
         Some(_) => apache::config_from_file(args)?,
         None => config::Config::from_args(args)?,
     };
-    let provider = rustls::crypto::ring::default_provider();
+    let provider = crate::config::provider();
     let store = certs::CertStore::load(&config.certs, &provider)?;
     // On one CPU (e.g. under `taskset -c 0`), a current-thread runtime avoids the
     // work-stealing scheduler's cross-thread wake-ups; otherwise one worker per CPU.
@@ -56,8 +56,11 @@ pub fn run(args: &Args) -> Result<()> {
 
 fn init_logging() {
     use std::io::IsTerminal;
+    // rustls logs client mistakes as warnings, one line per handshake (an IP address as
+    // SNI name, which curl, wrk and ab all send for https://127.0.0.1/): noise a client
+    // controls, so only its errors are shown unless HTTPD_TLS_LOG asks for more.
     let filter = tracing_subscriber::EnvFilter::try_from_env("HTTPD_TLS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
     let color = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
