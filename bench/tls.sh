@@ -7,7 +7,8 @@
 #              RemoteIPProxyProtocol On; BACKEND=nginx: the same nginx backend hitch uses)
 #   hitch      hitch (1 worker, write-proxy-v2)            -> nginx (plain, proxy_protocol)
 #   nginx      nginx terminating TLS itself
-# Both terminators send a PROXY v2 header to their backend. For the h2 row they offer ALPN h2
+# Both terminators send a PROXY v2 header to their backend, over a Unix socket (LINK=unix, the
+# default: both sides of each pair share one machine) or loopback TCP (LINK=tcp). For the h2 row they offer ALPN h2
 # only: hitch forwards to an nginx h2c listener (proxy_protocol); httpd-core serves a PROXY
 # header saying ALPN h2 as HTTP/2 (with BACKEND=nginx, ours uses the nginx h2c listener too).
 # Rows: ka50 (wrk -c50 keep-alive), close (wrk -c50 'Connection: close': a new TLS connection
@@ -18,12 +19,14 @@
 #
 # Usage: bench/tls.sh            Env: DUR=5 ROUNDS=3 SCEN="ka50 close full h2" SERVER_CPU=0
 #                                     CLIENT_CPU=1 WORK=/tmp/httpd-bench-tls BACKEND=core|nginx
+#                                     LINK=unix|tcp
 # Needs: nginx, hitch, wrk, ab (apache2-utils), h2load (nghttp2-client), openssl, cargo.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}; SCEN=${SCEN:-"ka50 close full h2"}
 WORK=${WORK:-/tmp/httpd-bench-tls}
 BACKEND=${BACKEND:-core}
+LINK=${LINK:-unix}
 P_BACK=19081 P_BACK_H2=19091 P_CORE=19082 P_NGINX=19443 P_HITCH=19444 P_HITCH_H2=19445 P_OURS=19446 P_OURS_H2=19447
 
 bench_need tls.sh nginx hitch wrk ab h2load openssl cargo ss
@@ -36,8 +39,16 @@ bench_cert "$WORK/tls"
 
 { nginx_main nginx "$WORK/run"; cat <<EOF
     access_log off;
-    server { listen 127.0.0.1:$P_BACK proxy_protocol backlog=4096; root $WORK/www; }
-    server { listen 127.0.0.1:$P_BACK_H2 proxy_protocol http2 backlog=4096; root $WORK/www; }
+    server {
+        listen 127.0.0.1:$P_BACK proxy_protocol backlog=4096;
+        listen unix:$WORK/run/nginx.sock proxy_protocol backlog=4096;
+        root $WORK/www;
+    }
+    server {
+        listen 127.0.0.1:$P_BACK_H2 proxy_protocol http2 backlog=4096;
+        listen unix:$WORK/run/nginx-h2.sock proxy_protocol http2 backlog=4096;
+        root $WORK/www;
+    }
     server {
         listen 127.0.0.1:$P_NGINX ssl http2 backlog=4096;
         ssl_certificate     $WORK/tls/cert.pem;
@@ -51,7 +62,7 @@ EOF
 hitch_conf() { # PORT BACKEND ALPN
   cat <<EOF
 frontend = "[127.0.0.1]:$1"
-backend = "[127.0.0.1]:$2"
+backend = "$2"
 pem-file = "$WORK/tls/combined.pem"
 tls-protos = TLSv1.3
 alpn-protos = "$3"
@@ -63,8 +74,11 @@ user = "nobody"
 log-level = 0
 EOF
 }
-hitch_conf $P_HITCH $P_BACK "http/1.1" > "$WORK/run/hitch.conf"
-hitch_conf $P_HITCH_H2 $P_BACK_H2 "h2" > "$WORK/run/hitch-h2.conf"
+# link NAME PORT — the backend address of one pair: a socket in $WORK/run or a port.
+link() { if [ "$LINK" = unix ]; then echo "$WORK/run/$1.sock"; else echo "[127.0.0.1]:$2"; fi; }
+rm -f "$WORK/run/"*.sock
+hitch_conf $P_HITCH "$(link nginx $P_BACK)" "http/1.1" > "$WORK/run/hitch.conf"
+hitch_conf $P_HITCH_H2 "$(link nginx-h2 $P_BACK_H2)" "h2" > "$WORK/run/hitch-h2.conf"
 
 start() { bench_start "$SCPU" "$1" "$2" "$WORK/run" "${@:3}"; }   # NAME PORT CMD...
 start nginx $P_NGINX nginx -p "$WORK/run" -c "$WORK/run/nginx.conf"
@@ -72,6 +86,7 @@ start hitch $P_HITCH hitch --config="$WORK/run/hitch.conf"
 start hitch-h2 $P_HITCH_H2 hitch --config="$WORK/run/hitch-h2.conf"
 cat > "$WORK/run/core.conf" <<EOF
 Listen 127.0.0.1:$P_CORE
+Listen unix:$WORK/run/core.sock
 DocumentRoot "$WORK/www"
 RemoteIPProxyProtocol On
 KeepAliveTimeout 120
@@ -80,13 +95,16 @@ MaxRequestWorkers 20000
 EOF
 if [ "$BACKEND" = core ]; then
   start core $P_CORE "$CORE_BIN" -f "$WORK/run/core.conf"
-  OURS_BACK=$P_CORE OURS_BACK_H2=$P_CORE
+  OURS_BACK=$(link core $P_CORE) OURS_BACK_H2=$OURS_BACK
 else
-  OURS_BACK=$P_BACK OURS_BACK_H2=$P_BACK_H2
+  OURS_BACK=$(link nginx $P_BACK) OURS_BACK_H2=$(link nginx-h2 $P_BACK_H2)
 fi
+# httpd-tls spells the backend unix:/path or HOST:PORT.
+OURS_BACK=$(sed -E 's#^/#unix:/#; s#^\[([^]]+)\]#\1#' <<<"$OURS_BACK")
+OURS_BACK_H2=$(sed -E 's#^/#unix:/#; s#^\[([^]]+)\]#\1#' <<<"$OURS_BACK_H2")
 ours=(--cert "$WORK/tls/cert.pem" --key "$WORK/tls/key.pem" --min-tls 1.3 --proxy-protocol v2)
-start ours $P_OURS "$OURS_BIN" --listen 127.0.0.1:$P_OURS --backend 127.0.0.1:$OURS_BACK --alpn http/1.1 "${ours[@]}"
-start ours-h2 $P_OURS_H2 "$OURS_BIN" --listen 127.0.0.1:$P_OURS_H2 --backend 127.0.0.1:$OURS_BACK_H2 --alpn h2 "${ours[@]}"
+start ours $P_OURS "$OURS_BIN" --listen 127.0.0.1:$P_OURS --backend "$OURS_BACK" --alpn http/1.1 "${ours[@]}"
+start ours-h2 $P_OURS_H2 "$OURS_BIN" --listen 127.0.0.1:$P_OURS_H2 --backend "$OURS_BACK_H2" --alpn h2 "${ours[@]}"
 
 for p in $P_OURS $P_HITCH $P_NGINX; do
   curl -sk -o /dev/null --fail --max-time 5 "https://127.0.0.1:$p/index.html" \
@@ -114,10 +132,11 @@ measure() { # SCEN URL DURATION -> prints requests/s
 
 SERVERS="ours hitch nginx"
 echo "date $(date -Is); $(nproc) CPUs; servers on CPU $SCPU, client on CPU $CCPU; DUR=${DUR}s ROUNDS=$ROUNDS"
-echo "ours: $OURS_BIN -> $BACKEND; $(nginx -v 2>&1); $(hitch --version 2>&1 | head -1)"
+echo "ours: $OURS_BIN -> $BACKEND ($OURS_BACK); hitch -> $(link nginx $P_BACK); $(nginx -v 2>&1); $(hitch --version 2>&1 | head -1)"
 echo "settings: TLS 1.3 only, one ECDSA P-256 cert; every server on CPU $SCPU, client on CPU $CCPU; no access logs;"
 echo "  keep-alive 120 s and unlimited requests everywhere (nginx keepalive_requests 1000000, core MaxKeepAliveRequests 0);"
-echo "  nginx 1 worker; hitch workers=1, write-proxy-v2; ours current-thread runtimes (one CPU each process)"
+echo "  nginx 1 worker; hitch workers=1, write-proxy-v2; ours current-thread runtimes (one CPU each process);"
+echo "  terminator -> backend over LINK=$LINK for both pairs"
 : > "$WORK/raw/results.tsv"
 for s in $SCEN; do
   for n in $SERVERS; do measure "$s" "$(url "$s" "$n")" 1 >/dev/null || true; done  # warm-up
