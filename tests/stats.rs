@@ -876,6 +876,66 @@ fn bad_input_gives_one_clear_error() {
     assert_eq!(r["requests"], 0);
 }
 
+/// A log spanning years 1 to 9999 gets a short traffic series of wide buckets (one bucket
+/// per day would be 3.6 million points), and sums that would overflow u64 saturate.
+#[test]
+fn extreme_dates_and_sizes_give_a_short_series_and_saturated_sums() {
+    let sb = Sandbox::new();
+    let big = "9999999999999999999"; // %b takes up to 19 digits: two overflow u64.
+    let log = format!(
+        "1.2.3.4 - - [01/Jan/0001:00:00:00 +0000] \"GET /a HTTP/1.1\" 200 {big} \"-\" \"ua\"\n\
+         1.2.3.4 - - [31/Dec/9999:23:59:59 +0000] \"GET /a HTTP/1.1\" 200 {big} \"-\" \"ua\"\n"
+    );
+    sb.write("wide.log", &log);
+    let r = stats_json(sb.path(), &["wide.log"], None);
+    assert_eq!(r["requests"], 2, "{r}");
+    assert_eq!(r["bytes"], u64::MAX, "{r}");
+    assert_eq!(r["top_paths"][0]["bytes"], u64::MAX, "{r}");
+    assert_eq!(r["time"]["first"], "0001-01-01T00:00:00Z", "{r}");
+    assert_eq!(r["time"]["last"], "9999-12-31T23:59:59Z", "{r}");
+    let t = &r["traffic"];
+    let series = t["series"].as_array().unwrap();
+    let size = t["bucket_seconds"].as_i64().unwrap();
+    assert!(
+        (2..=400).contains(&series.len()),
+        "{} buckets",
+        series.len()
+    );
+    // The buckets cover the span: each request is counted in the first or last one.
+    assert!(size * series.len() as i64 >= 9999 * 365 * 86400, "{t}");
+    assert_eq!(series[0]["hits"], 1, "{t}");
+    assert_eq!(series[series.len() - 1]["hits"], 1, "{t}");
+    assert_eq!(series[0]["bytes"].as_u64(), big.parse().ok(), "{t}");
+    let hits: u64 = series.iter().map(|b| b["hits"].as_u64().unwrap()).sum();
+    assert_eq!(hits, 2, "{t}");
+    assert_eq!(t["bucket"], format!("{}y", size / (365 * 86400)), "{t}");
+
+    // An explicit fine bucket over such a span widens instead of listing millions.
+    let r = stats_json(sb.path(), &["--bucket", "1m", "wide.log"], None);
+    assert_eq!(r["traffic"]["bucket_seconds"], size, "{r}");
+    // The text report comes too.
+    let text = run("httpd-logrotate", sb.path(), &["--stats", "wide.log"]);
+    assert_eq!(text.status, Some(0), "{text:?}");
+    assert!(text.stdout.contains("Traffic per"), "{text:?}");
+
+    // JSON lines: a latency and byte count at u64's limit, and a numeric time no calendar
+    // has (that line is invalid, not a panic).
+    let json = format!(
+        "{{\"time\":\"2025-03-01T00:00:00Z\",\"remote\":\"1.2.3.4\",\"request\":\"GET / HTTP/1.1\",\"status\":200,\"bytes\":{m},\"duration_us\":{m}}}\n\
+         {{\"time\":\"2025-03-01T00:00:01Z\",\"remote\":\"1.2.3.4\",\"request\":\"GET / HTTP/1.1\",\"status\":200,\"bytes\":{m},\"duration_us\":{m}}}\n\
+         {{\"time\":1e300,\"remote\":\"1.2.3.4\",\"request\":\"GET / HTTP/1.1\",\"status\":200,\"bytes\":1}}\n",
+        m = u64::MAX
+    );
+    let r = stats_json(sb.path(), &["--format", "json"], Some(json.as_bytes()));
+    assert_eq!(
+        (r["requests"].as_u64(), r["invalid"].as_u64()),
+        (Some(2), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["bytes"], u64::MAX, "{r}");
+    assert_eq!(r["traffic"]["bucket"], "1m", "{r}");
+}
+
 /// GoAccess reads the same Apache combined log: the panels both have agree.
 #[test]
 fn goaccess_agrees_on_a_combined_log() {

@@ -36,8 +36,8 @@ impl Tally for PathTally {
         self.hits
     }
     fn merge(&mut self, other: Self) {
-        self.hits += other.hits;
-        self.bytes += other.bytes;
+        self.hits = self.hits.saturating_add(other.hits);
+        self.bytes = self.bytes.saturating_add(other.bytes);
         self.max_us = self.max_us.max(other.max_us);
         match (&mut self.latency, other.latency) {
             (Some(a), Some(b)) => a.add(&*b).expect("auto-resizing histograms add"),
@@ -59,7 +59,7 @@ impl Tally for AgentTally {
         self.hits
     }
     fn merge(&mut self, other: Self) {
-        self.hits += other.hits;
+        self.hits = self.hits.saturating_add(other.hits);
         self.crawler = self.crawler.or(other.crawler);
     }
 }
@@ -166,17 +166,18 @@ impl Stats {
 
     /// Counts an unparseable line.
     pub fn add_invalid(&mut self, source: usize, line: u64, text: &[u8]) {
-        self.invalid += 1;
+        self.invalid = self.invalid.saturating_add(1);
         if self.invalid_samples.len() < INVALID_SAMPLES {
             let text = String::from_utf8_lossy(&text[..text.len().min(200)]).into_owned();
             self.invalid_samples.push(Invalid { source, line, text });
         }
     }
 
-    /// Counts a parsed record, unless a filter drops it.
+    /// Counts a parsed record, unless a filter drops it. Every sum saturates: a log can
+    /// claim any byte count or latency (`%b` takes 19 digits), and the report must still come.
     pub fn add(&mut self, r: &Record<'_>, filter: &Filter) {
         if !filter.accepts(r) {
-            self.filtered += 1;
+            self.filtered = self.filtered.saturating_add(1);
             return;
         }
         let agent = self.agents.entry(&r.user_agent);
@@ -184,16 +185,17 @@ impl Stats {
             .crawler
             .get_or_insert_with(|| is_crawler(&r.user_agent));
         if crawler && filter.no_crawlers {
-            self.filtered += 1;
+            self.filtered = self.filtered.saturating_add(1);
             return;
         }
-        agent.hits += 1;
+        agent.hits = agent.hits.saturating_add(1);
         if crawler {
-            self.crawler_hits += 1;
+            self.crawler_hits = self.crawler_hits.saturating_add(1);
         }
-        self.requests += 1;
-        self.bytes += r.bytes;
-        self.status[(r.status as usize).min(999)] += 1;
+        self.requests = self.requests.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(r.bytes);
+        let code = &mut self.status[(r.status as usize).min(999)];
+        *code = code.saturating_add(1);
         bump(self.methods.entry(&r.method), r.bytes);
         bump(self.protocols.entry(&r.protocol), r.bytes);
         bump(self.clients.entry(&r.client), r.bytes);
@@ -207,8 +209,8 @@ impl Stats {
             bump(self.not_found.entry(&r.path), r.bytes);
         }
         let path = self.paths.entry(&r.path);
-        path.hits += 1;
-        path.bytes += r.bytes;
+        path.hits = path.hits.saturating_add(1);
+        path.bytes = path.bytes.saturating_add(r.bytes);
         if let Some(us) = r.latency_us {
             path.max_us = path.max_us.max(us);
             record(
@@ -223,7 +225,7 @@ impl Stats {
                 }),
                 us,
             );
-            self.latency_sum += us;
+            self.latency_sum = self.latency_sum.saturating_add(us);
             self.latency_max = self.latency_max.max(us);
             self.note_slow(r, us);
         }
@@ -239,7 +241,7 @@ impl Stats {
         }
         let day = r
             .time
-            .map_or(0, |t| (t + r.offset as i64).div_euclid(86400));
+            .map_or(0, |t| t.saturating_add(r.offset as i64).div_euclid(86400));
         let mut h = rustc_hash::FxHasher::default();
         r.client.hash(&mut h);
         day.hash(&mut h);
@@ -255,10 +257,7 @@ impl Stats {
 
     fn count_minute(&mut self, minute: i64, bytes: u64) {
         match &mut self.cur_minute {
-            Some((m, c)) if *m == minute => {
-                c.hits += 1;
-                c.bytes += bytes;
-            }
+            Some((m, c)) if *m == minute => bump(c, bytes),
             cur => {
                 if let Some((m, c)) = cur.take() {
                     self.minutes.entry(m).or_default().merge(c);
@@ -301,12 +300,12 @@ impl Stats {
     pub fn merge(&mut self, mut other: Stats) {
         other.finish();
         self.finish();
-        self.requests += other.requests;
-        self.invalid += other.invalid;
-        self.filtered += other.filtered;
-        self.bytes += other.bytes;
+        self.requests = self.requests.saturating_add(other.requests);
+        self.invalid = self.invalid.saturating_add(other.invalid);
+        self.filtered = self.filtered.saturating_add(other.filtered);
+        self.bytes = self.bytes.saturating_add(other.bytes);
         for (a, b) in self.status.iter_mut().zip(other.status.iter()) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         self.methods.merge(other.methods);
         self.protocols.merge(other.protocols);
@@ -316,7 +315,7 @@ impl Stats {
         self.referrers.merge(other.referrers);
         self.agents.merge(other.agents);
         self.vhosts.merge(other.vhosts);
-        self.crawler_hits += other.crawler_hits;
+        self.crawler_hits = self.crawler_hits.saturating_add(other.crawler_hits);
         match (&mut self.visitors, other.visitors) {
             (Visitors::Exact(a), Visitors::Exact(b)) => a.extend(b),
             (Visitors::Estimated(a), Visitors::Estimated(b)) => a.merge(&b),
@@ -332,7 +331,7 @@ impl Stats {
             (a @ None, b) => *a = b,
             _ => {}
         }
-        self.latency_sum += other.latency_sum;
+        self.latency_sum = self.latency_sum.saturating_add(other.latency_sum);
         self.latency_max = self.latency_max.max(other.latency_max);
         for s in other.slowest {
             self.slowest.push(s);
@@ -361,8 +360,7 @@ fn record<T: hdrhistogram::Counter>(h: &mut Histogram<T>, us: u64) {
 }
 
 fn bump(c: &mut Count, bytes: u64) {
-    c.hits += 1;
-    c.bytes += bytes;
+    c.merge(Count { hits: 1, bytes });
 }
 
 /// Crawler detection by the words crawlers put in their User-Agent (Googlebot, bingbot,

@@ -292,7 +292,10 @@ fn json_time(v: &Value) -> Option<(i64, i32)> {
             let f = n.as_f64()?;
             // Milliseconds when too large to be seconds.
             let secs = if f > 1e11 { f / 1000.0 } else { f };
-            Some((secs.floor() as i64, 0))
+            // Years 1 to 9999, as a `%t` can write: anything else is not a time of a request.
+            (-62_135_596_800.0..=253_402_300_799.0)
+                .contains(&secs)
+                .then_some((secs.floor() as i64, 0))
         }
         Value::String(s) => {
             if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {

@@ -116,8 +116,8 @@ impl Tally for Count {
         self.hits
     }
     fn merge(&mut self, other: Self) {
-        self.hits += other.hits;
-        self.bytes += other.bytes;
+        self.hits = self.hits.saturating_add(other.hits);
+        self.bytes = self.bytes.saturating_add(other.bytes);
     }
 }
 

@@ -208,7 +208,8 @@ impl Report {
         let mut classes = BTreeMap::new();
         for (code, &n) in stats.status.iter().enumerate().filter(|(_, n)| **n > 0) {
             status.insert(code.to_string(), n);
-            *classes.entry(format!("{}xx", code / 100)).or_insert(0) += n;
+            let class = classes.entry(format!("{}xx", code / 100)).or_insert(0u64);
+            *class = class.saturating_add(n);
         }
         let small = |t: &super::topk::TopK<super::topk::Count>| -> BTreeMap<String, u64> {
             t.iter().map(|(k, v)| (k.to_string(), v.hits)).collect()
@@ -256,7 +257,7 @@ impl Report {
             time: stats.first.zip(stats.last).map(|(f, l)| Span {
                 first: iso(f),
                 last: iso(l),
-                seconds: l - f,
+                seconds: l.saturating_sub(f),
             }),
             status,
             status_classes: classes,
@@ -335,8 +336,47 @@ impl Report {
     }
 }
 
+/// Most points the series has when the bucket is chosen to fit.
+pub const AUTO_BUCKETS: i64 = 400;
+/// Most points the series has with an explicit `--bucket` (1m covers a week of log, 1h
+/// over a year); past that the bucket widens as if chosen to fit from that width up.
+pub const MAX_BUCKETS: i64 = 10_000;
+
+/// Bucket widths tried in order: 1m, 1h, 1d, 7d, 30d, 365d, then 365d times 2, 5, 10, 20,
+/// 50, … (fixed widths, aligned to the Unix epoch, so `bucket_seconds` says it all).
+fn widths() -> impl Iterator<Item = i64> {
+    const YEAR: i64 = 365 * 86400;
+    [60, 3600, 86400, 7 * 86400, 30 * 86400, YEAR]
+        .into_iter()
+        .chain((0..).flat_map(|e: u32| [2, 5, 10].map(move |m| m * 10i64.saturating_pow(e) * YEAR)))
+        .take_while(|&w| w < i64::MAX / 100)
+}
+
+/// How many buckets of `size` seconds cover `first..=last` (no overflow for any input).
+fn buckets(first: i64, last: i64, size: i64) -> i64 {
+    let n = last.div_euclid(size) as i128 - first.div_euclid(size) as i128 + 1;
+    n.clamp(0, i64::MAX as i128) as i64
+}
+
+/// The bucket width for a span: `--bucket` when it keeps the series within
+/// [`MAX_BUCKETS`], otherwise the smallest width of [`widths`], not finer than `--bucket`,
+/// that keeps it within [`AUTO_BUCKETS`] points (a log from year 1 to 9999 gets 50-year
+/// buckets and a 200-point series, not 3.6 million days).
+fn bucket_size(first: i64, last: i64, bucket: Option<i64>) -> i64 {
+    if let Some(b) = bucket {
+        if buckets(first, last, b) <= MAX_BUCKETS {
+            return b;
+        }
+    }
+    let floor = bucket.unwrap_or(60);
+    widths()
+        .filter(|&w| w >= floor)
+        .find(|&w| buckets(first, last, w) <= AUTO_BUCKETS)
+        .unwrap_or(i64::MAX / 100)
+}
+
 /// The series over time, in buckets of `bucket` seconds or, when `None`, of the smallest
-/// of 1m, 1h, 1d that keeps it within a few hundred points. Empty buckets are listed.
+/// width of [`widths`] that keeps it within [`AUTO_BUCKETS`] points. Empty buckets are listed.
 fn traffic(stats: &Stats, bucket: Option<i64>) -> Traffic {
     let (Some(first), Some(last)) = (stats.first, stats.last) else {
         return Traffic {
@@ -346,29 +386,22 @@ fn traffic(stats: &Stats, bucket: Option<i64>) -> Traffic {
             peak: None,
         };
     };
-    let span = last - first;
-    let size = bucket.unwrap_or(if span <= 6 * 3600 {
-        60
-    } else if span <= 14 * 86400 {
-        3600
-    } else {
-        86400
-    });
-    let start = first.div_euclid(size) * size;
-    let n = ((last.div_euclid(size) * size - start) / size + 1) as usize;
+    let size = bucket_size(first, last, bucket);
+    let start = first.div_euclid(size);
+    let n = buckets(first, last, size) as usize;
     let mut series: Vec<Bucket> = (0..n)
         .map(|i| Bucket {
-            start: iso(start + i as i64 * size),
+            start: iso((start + i as i64) * size),
             hits: 0,
             bytes: 0,
         })
         .collect();
     let mut peak: Option<(i64, u64)> = None;
     for (&minute, c) in &stats.minutes {
-        let i = ((minute * 60).div_euclid(size) * size - start) / size;
-        if let Some(b) = series.get_mut(i as usize) {
-            b.hits += c.hits;
-            b.bytes += c.bytes;
+        let i = minute.saturating_mul(60).div_euclid(size) - start;
+        if let Some(b) = usize::try_from(i).ok().and_then(|i| series.get_mut(i)) {
+            b.hits = b.hits.saturating_add(c.hits);
+            b.bytes = b.bytes.saturating_add(c.bytes);
         }
         if peak.is_none_or(|(m, h)| c.hits > h || (c.hits == h && minute < m)) {
             peak = Some((minute, c.hits));
@@ -390,7 +423,8 @@ fn name_of(size: i64) -> String {
     match size {
         60 => "1m".into(),
         3600 => "1h".into(),
-        86400 => "1d".into(),
+        s if s % (365 * 86400) == 0 => format!("{}y", s / (365 * 86400)),
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
         s => format!("{s}s"),
     }
 }
