@@ -59,19 +59,28 @@ fn start(sb: &Sandbox, args: &[&str]) -> (Dev, SocketAddr) {
 }
 
 fn start_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> (Dev, SocketAddr) {
-    bin("httpd-core");
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut all = vec!["www".to_string(), port.to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    (launch(sb.path(), &all, env), addr)
+}
+
+/// Starts httpd-dev in `cwd` with exactly `args` (NO_COLOR=1 unless `env` says otherwise)
+/// and waits for the end of its banner.
+fn launch(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Dev {
+    bin("httpd-core");
     let server = Server::spawn(
         Command::new(bin("httpd-dev"))
-            .current_dir(sb.path())
+            .current_dir(cwd)
             .env("NO_COLOR", "1")
+            .env_remove("HTTPD_DEV_HIDE_WARNING")
             .envs(env.iter().copied())
-            .args(["www", &port.to_string()])
             .args(args),
     );
     server.wait_for_line("Quit the server with CONTROL-C.");
-    (Dev(server), addr)
+    Dev(server)
 }
 
 /// The pid of httpd-dev's httpd-core child.
@@ -169,7 +178,7 @@ fn events(addr: SocketAddr) -> TcpStream {
         .find("/events")
         .unwrap_or_else(|| panic!("no events URL in\n{js}"))];
     let port: u16 = before.rsplit(':').next().unwrap().parse().unwrap();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut s = TcpStream::connect((addr.ip(), port)).unwrap();
     s.write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -401,6 +410,93 @@ fn control_c_during_a_slow_restart_stops_everything_at_once() {
     // Bounded below the 5 s TERM grace: the restart's stop hurries to KILL.
     interrupt_leaves_nothing(&mut server, Duration::from_secs(4), &[first, core]);
     assert_eq!(processes_in(sb.path()), Vec::<String>::new());
+}
+
+/// The pids of the live (not zombie) processes in process group `pgid`.
+fn group_pids(pgid: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let Some(i) = stat.rfind(')') else { continue };
+        let f: Vec<&str> = stat[i + 1..].split_whitespace().collect();
+        if f.len() > 2 && f[2] == pgid.to_string() && !matches!(f[0], "Z" | "X") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A SIGKILL gives httpd-dev no chance to stop anything itself: its guard process still
+/// stops every process group it started (httpd-core, httpd-tls, the app with a helper of
+/// its own) and removes its state directory.
+#[test]
+fn sigkill_of_httpd_dev_leaves_no_process_behind() {
+    let curl = httpd_blackbox::require_tool("curl");
+    bin("httpd-tls");
+    let sb = site();
+    sb.write("app.py", APP);
+    let (mut server, addr) = start(
+        &sb,
+        &["--https", "--app", "sleep 300 & exec python3 app.py"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let app = loop {
+        let out = Command::new(&curl)
+            .args(["-sk", "--max-time", "5"])
+            .arg(format!("https://{addr}/x"))
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        if body.contains("app pid=") {
+            break app_pid(&body);
+        }
+        assert!(Instant::now() < deadline, "the app did not answer: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Every child of httpd-dev leads a group: core, httpd-tls, the app, the guard.
+    let out = Command::new("pgrep")
+        .args(["-P", &server.pid().to_string()])
+        .output()
+        .unwrap();
+    let children: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(children.len(), 4, "{children:?}");
+    assert!(children.contains(&app) && children.contains(&core_pid(&server)));
+    let mut groups: Vec<(u32, Vec<u32>)> = children.iter().map(|g| (*g, group_pids(*g))).collect();
+    let app_group = &groups.iter().find(|(g, _)| *g == app).unwrap().1;
+    assert_eq!(app_group.len(), 2, "the app and its sleep: {app_group:?}");
+    let state = std::env::temp_dir().join(format!("httpd-dev-{}", server.pid()));
+    assert!(state.is_dir());
+
+    signal(server.pid(), "KILL");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        groups.retain(|(g, _)| !group_pids(*g).is_empty());
+        if groups.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left after SIGKILL of httpd-dev: {:?}",
+            groups
+                .iter()
+                .map(|(g, _)| group_left(*g))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(processes_in(sb.path()), Vec::<String>::new());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state.exists() {
+        assert!(Instant::now() < deadline, "{} left", state.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

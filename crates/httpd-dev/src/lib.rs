@@ -9,6 +9,7 @@
 //! - [`errorpage`]: the 502 page for an app that is starting or crashed.
 //! - [`console`]: the banner and the per-request lines.
 //! - [`browser`]: opening the URL in a browser (`--open`).
+//! - [`guard`]: the small process that stops those groups if httpd-dev is killed.
 
 pub mod addrport;
 pub mod browser;
@@ -16,6 +17,7 @@ pub mod confgen;
 pub mod console;
 pub mod error;
 pub mod errorpage;
+pub mod guard;
 pub mod livereload;
 mod supervisor;
 mod sys;
@@ -138,6 +140,9 @@ pub fn run(args: Args) -> Result<(), Error> {
         });
     }
 
+    // Before the first long-lived child: from now on even a SIGKILL of httpd-dev stops them.
+    guard::start()?;
+    guard::remove_at_exit(&state.0);
     let (hub, events) = livereload::Hub::start(listen.ip())?;
     std::fs::write(www.join("livereload.js"), livereload::script(events.port()))
         .map_err(Error::io("cannot write the live-reload script"))?;

@@ -1,6 +1,9 @@
 use clap::Parser;
 
 fn main() {
+    if httpd_dev::guard::invoked() {
+        httpd_dev::guard::serve();
+    }
     let args = httpd_dev::Args::parse();
     if let Err(e) = httpd_dev::run(args) {
         eprintln!("httpd-dev: error: {e}");

@@ -1,5 +1,7 @@
 //! Child processes: httpd-core and the user's app, each in its own process group so that
 //! CONTROL-C reaches httpd-dev only and httpd-dev stops each whole group (TERM, then KILL).
+//! Every group is spawned through [`guard::spawn`], so the guard stops it if httpd-dev is
+//! killed.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::errorpage::{self, AppState};
+use crate::guard;
 use crate::livereload::Hub;
 use crate::sys;
 
@@ -72,26 +75,15 @@ pub fn stop_groups(children: &mut [&mut Child], hurry: &dyn Fn() -> bool) {
     // the groups, so that "stopped" means gone. What the leaders left behind is reaped by
     // init, so it may linger as a zombie (dead) for a while; that does not count.
     let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline && children.iter().any(|c| group_alive(c.id())) {
+    while Instant::now() < deadline && children.iter().any(|c| sys::group_alive(c.id())) {
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// Whether a live (not zombie) process is in process group `pgid`, from /proc/PID/stat.
-fn group_alive(pgid: u32) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.flatten().any(|e| {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        // After the parenthesised command name: state, ppid, pgrp, ...
-        let mut f = stat[stat.rfind(')').map_or(0, |i| i + 1)..].split_whitespace();
-        let state = f.next().unwrap_or("Z");
-        let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
-        pgrp == Some(pgid) && !matches!(state, "Z" | "X")
-    })
+    for c in children.iter() {
+        // A group still alive stays on the guard's list: it is KILLed again at exit.
+        if !sys::group_alive(c.id()) {
+            guard::reaped(c);
+        }
+    }
 }
 
 /// Stops one process group (TERM, then KILL after a timeout).
@@ -106,16 +98,17 @@ pub fn start_core(core: &Path, conf: &Path, state: &Path) -> Result<Child, Error
         UnixDatagram::bind(&sock_path).map_err(Error::io("cannot create the notify socket"))?;
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .map_err(Error::io("notify socket"))?;
-    let mut child = Command::new(core)
-        .arg("-f")
-        .arg(conf)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(Error::io(format!("cannot start {}", core.display())))?;
+    let mut child = guard::spawn(
+        Command::new(core)
+            .arg("-f")
+            .arg(conf)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0),
+    )
+    .map_err(Error::io(format!("cannot start {}", core.display())))?;
     if let Some(err) = child.stderr.take() {
         // Core's own messages (errors, reloads) pass through; its start-up chatter does not.
         std::thread::spawn(move || {
@@ -136,6 +129,7 @@ pub fn start_core(core: &Path, conf: &Path, state: &Path) -> Result<Child, Error
     let mut buf = [0u8; 256];
     loop {
         if let Ok(Some(st)) = child.try_wait() {
+            gone(&child);
             return Err(Error::CoreFailed(describe(st)));
         }
         if let Ok(n) = sock.recv(&mut buf) {
@@ -148,17 +142,18 @@ pub fn start_core(core: &Path, conf: &Path, state: &Path) -> Result<Child, Error
 
 /// Starts httpd-tls on `listen` in front of core and waits until it accepts.
 pub fn start_tls(tls: &Path, listen: SocketAddr, core: SocketAddr) -> Result<Child, Error> {
-    let mut child = Command::new(tls)
-        .arg("--listen")
-        .arg(listen.to_string())
-        .arg("--backend")
-        .arg(core.to_string())
-        .args(["--self-signed", "localhost", "127.0.0.1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(Error::io(format!("cannot start {}", tls.display())))?;
+    let mut child = guard::spawn(
+        Command::new(tls)
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--backend")
+            .arg(core.to_string())
+            .args(["--self-signed", "localhost", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .process_group(0),
+    )
+    .map_err(Error::io(format!("cannot start {}", tls.display())))?;
     let probe = match listen.ip() {
         ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], listen.port())),
         _ => listen,
@@ -166,6 +161,7 @@ pub fn start_tls(tls: &Path, listen: SocketAddr, core: SocketAddr) -> Result<Chi
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(Some(st)) = child.try_wait() {
+            gone(&child);
             return Err(Error::CoreFailed(format!("httpd-tls: {}", describe(st))));
         }
         if TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok() {
@@ -179,6 +175,12 @@ pub fn start_tls(tls: &Path, listen: SocketAddr, core: SocketAddr) -> Result<Chi
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// For a reaped leader: kills what it left in its group, and tells the guard.
+fn gone(child: &Child) {
+    sys::kill_group(child.id(), libc::SIGKILL);
+    guard::reaped(child);
 }
 
 pub fn describe(st: std::process::ExitStatus) -> String {
@@ -261,17 +263,18 @@ impl App {
         if self.closing.load(Ordering::SeqCst) {
             return Ok(None);
         }
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&self.command)
-            .env("PORT", self.port.to_string())
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(Error::io("cannot run sh -c for the app"))?;
+        let mut child = guard::spawn(
+            Command::new("sh")
+                .arg("-c")
+                .arg(&self.command)
+                .env("PORT", self.port.to_string())
+                .current_dir(&self.dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0),
+        )
+        .map_err(Error::io("cannot run sh -c for the app"))?;
         let out: Vec<Box<dyn Read + Send>> = vec![
             Box::new(child.stdout.take().expect("piped stdout")),
             Box::new(child.stderr.take().expect("piped stderr")),
@@ -344,7 +347,7 @@ impl App {
         }
         let mut c = g.take()?;
         let st = c.wait().ok()?;
-        sys::kill_group(c.id(), libc::SIGKILL);
+        gone(&c);
         Some(describe(st))
     }
 

@@ -29,3 +29,31 @@ pub fn wait_exited(pid: u32) {
         }
     }
 }
+
+/// Whether a live (not zombie) process is in process group `pgid`, from /proc/PID/stat.
+pub fn group_alive(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // After the parenthesised command name: state, ppid, pgrp, ...
+        let mut f = stat[stat.rfind(')').map_or(0, |i| i + 1)..].split_whitespace();
+        let state = f.next().unwrap_or("Z");
+        let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
+        pgrp == Some(pgid) && !matches!(state, "Z" | "X")
+    })
+}
+
+/// Sets this process's name as `ps` and `top` show it (at most 15 bytes are kept).
+pub fn set_process_name(name: &str) {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return;
+    };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string, which `name` is and outlives the call.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
+}

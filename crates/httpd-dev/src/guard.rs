@@ -1,0 +1,116 @@
+//! The guard: a tiny process that stops what httpd-dev started when httpd-dev dies without
+//! stopping it itself (SIGKILL, the OOM killer, a crash).
+//!
+//! httpd-dev starts it first, as itself re-executed under the name `httpd-dev-guard`, in
+//! a process group of its own, and keeps the only write end of a pipe to its stdin
+//! (close-on-exec, so no other child inherits it). On that pipe httpd-dev says `+PGID`
+//! when it starts a process group (httpd-core, httpd-tls, each run of the app) and `-PGID`
+//! once it has stopped and reaped it. However httpd-dev ends, the kernel closes the pipe:
+//! the guard reads EOF and stops the groups still listed, as httpd-dev would (TERM, then
+//! KILL after a grace period), the app's helpers included, and removes httpd-dev's state
+//! directory (`dir PATH`). After a clean stop the list is empty and the directory gone, and
+//! the guard just exits.
+//!
+//! Not `PR_SET_PDEATHSIG`: it fires when the *thread* that spawned the child ends (the app
+//! is restarted from a thread), and it reaches the group leader only, not the processes
+//! the app started. Not a subreaper either: a killed httpd-dev can do nothing.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::sys;
+
+/// The guard's name, as argv[0] (how `main` recognises it) and in `ps`.
+pub const NAME: &str = "httpd-dev-guard";
+/// How long the groups get between TERM and KILL once httpd-dev is gone.
+const GRACE: Duration = Duration::from_secs(2);
+
+static PIPE: OnceLock<Mutex<ChildStdin>> = OnceLock::new();
+
+/// Whether this process was started as the guard.
+pub fn invoked() -> bool {
+    std::env::args_os().next().is_some_and(|a| a == NAME)
+}
+
+/// Starts the guard (once per httpd-dev).
+pub fn start() -> Result<(), Error> {
+    // /proc/self/exe, not current_exe(): it names this very program even when a rebuild
+    // has replaced or removed the file since httpd-dev started.
+    let mut guard = Command::new("/proc/self/exe")
+        .arg0(NAME)
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(Error::io("cannot start the guard process"))?;
+    let pipe = guard.stdin.take().expect("piped stdin");
+    let _ = PIPE.set(Mutex::new(pipe));
+    // Reaped by a thread when it exits (it outlives a killed httpd-dev, never a live one).
+    std::thread::spawn(move || guard.wait());
+    Ok(())
+}
+
+fn say(line: String) {
+    if let Some(p) = PIPE.get() {
+        let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+        // A guard that is gone cannot be helped; httpd-dev itself still stops everything.
+        let _ = p.write_all(line.as_bytes());
+    }
+}
+
+/// Spawns `cmd` (which must make its own process group) and tells the guard about it.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    let child = cmd.spawn()?;
+    say(format!("+{}\n", child.id()));
+    Ok(child)
+}
+
+/// Tells the guard that the group led by `child` was stopped and its leader reaped.
+pub fn reaped(child: &Child) {
+    say(format!("-{}\n", child.id()));
+}
+
+/// Tells the guard to remove `path` (httpd-dev's state directory) when httpd-dev is gone.
+pub fn remove_at_exit(path: &std::path::Path) {
+    say(format!("dir {}\n", path.display()));
+}
+
+/// The guard's life: follow the list until EOF, then stop what is left. Never returns.
+pub fn serve() -> ! {
+    sys::set_process_name(NAME);
+    let mut groups = BTreeSet::new();
+    let mut dirs = Vec::new();
+    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+        if let Some(g) = line.strip_prefix('+').and_then(|g| g.parse::<u32>().ok()) {
+            // Never 0 or 1: kill(-1) would signal every process we may signal.
+            if g > 1 {
+                groups.insert(g);
+            }
+        } else if let Some(g) = line.strip_prefix('-').and_then(|g| g.parse::<u32>().ok()) {
+            groups.remove(&g);
+        } else if let Some(d) = line.strip_prefix("dir ") {
+            dirs.push(std::path::PathBuf::from(d));
+        }
+    }
+    for g in &groups {
+        sys::kill_group(*g, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline && groups.iter().any(|g| sys::group_alive(*g)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for g in &groups {
+        sys::kill_group(*g, libc::SIGKILL);
+    }
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    std::process::exit(0)
+}
