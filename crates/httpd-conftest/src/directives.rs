@@ -86,6 +86,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "LimitRequestFields",
     "LimitRequestFieldSize",
     "LimitRequestLine",
+    "LimitInternalRecursion",
     "MaxRanges",
     "ServerTokens",
     "ServerSignature",

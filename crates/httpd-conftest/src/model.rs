@@ -127,6 +127,8 @@ pub struct ServerSettings {
     pub limit_request_fields: u32,
     pub limit_request_field_size: u32,
     pub limit_request_line: u32,
+    /// `LimitInternalRecursion`: internal redirects one request may go through.
+    pub limit_internal_recursion: u32,
     pub extended_status: bool,
 }
 
@@ -145,6 +147,7 @@ impl Default for ServerSettings {
             limit_request_fields: 100,
             limit_request_field_size: 8190,
             limit_request_line: 8190,
+            limit_internal_recursion: 10,
             extended_status: true,
         }
     }

@@ -128,6 +128,27 @@ impl Validator<'_> {
                     self.server.limit_request_line = n as u32;
                 }
             }
+            // The second number (nested subrequests) has nothing to limit: httpd makes
+            // no subrequests. Both must be positive, as in Apache.
+            "limitinternalrecursion" => match d.args.as_slice() {
+                [a] | [a, _] => {
+                    for x in &d.args {
+                        if !x.value.parse::<u32>().is_ok_and(|n| n > 0) {
+                            self.error(
+                                &x.loc,
+                                format!(
+                                    "LimitInternalRecursion must be a whole number above 0, not {:?}",
+                                    x.value
+                                ),
+                            );
+                        }
+                    }
+                    if let Ok(n @ 1..) = a.value.parse::<u32>() {
+                        self.server.limit_internal_recursion = n;
+                    }
+                }
+                _ => self.error(&d.loc, "LimitInternalRecursion takes one or two numbers"),
+            },
             "extendedstatus" => {
                 if let Some(b) = self.flag(d) {
                     self.server.extended_status = b;
