@@ -372,6 +372,11 @@ fn crash_page_details_are_for_loopback_clients_only() {
     };
     let remote = via("192.0.2.10");
     assert!(remote.starts_with("HTTP/1.1 502"), "{remote}");
+    // Without details, but it reloads itself when the app is back, like the loopback one.
+    assert!(
+        remote.contains("<script src=\"/__httpd_dev/livereload.js\"></script></body>"),
+        "{remote}"
+    );
     for secret in ["python3", "exit status", "boom"] {
         assert!(
             !remote.contains(secret),
@@ -707,4 +712,54 @@ fn chromium_shows_edits_without_any_action() {
     );
     drop(tab);
     drop(browser);
+}
+
+/// This machine's own non-loopback IPv4 address, if it has one (`hostname -I`). Traffic
+/// to it stays on the machine.
+fn own_address() -> Option<std::net::IpAddr> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+        .find(|a| a.is_ipv4() && !a.is_loopback())
+}
+
+/// On `0:PORT`, a client on another address gets the 502 without the app's details, and
+/// that page too reloads itself when the app is back.
+#[test]
+fn error_page_for_other_machines_has_no_details_and_reloads() {
+    let Some(ip) = own_address() else {
+        eprintln!("SKIPPED error_page_for_other_machines_has_no_details_and_reloads: no non-loopback address (crash_page_details_are_for_loopback_clients_only covers the rest)");
+        return;
+    };
+    let sb = site();
+    sb.write(
+        "app.py",
+        "import sys\nprint('boom: secret detail', file=sys.stderr)\nsys.exit(3)\n",
+    );
+    let port = free_port();
+    let _server = launch(
+        sb.path(),
+        &["www", &format!("0:{port}"), "--app", "python3 app.py"],
+        &[],
+    );
+    let remote = SocketAddr::new(ip, port);
+    let local: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let r = get(remote, "/x");
+    assert!(r.starts_with("HTTP/1.1 502"), "{r}");
+    for secret in ["python3", "exit status", "boom"] {
+        assert!(!r.contains(secret), "{secret} shown to {ip}:\n{r}");
+    }
+    assert!(
+        r.contains("<script src=\"/__httpd_dev/livereload.js\"></script></body>"),
+        "the page for {ip} does not reload itself:\n{r}"
+    );
+    assert!(get(local, "/x").contains("boom: secret detail"));
+
+    // The script's event stream, from that address too; the fix reloads the page.
+    let mut es = events(remote);
+    sb.write("app.py", APP);
+    let ev = read_until(&mut es, "data: app\n");
+    assert!(ev.contains("event: reload\ndata: app\n"), "{ev:?}");
+    assert!(get(remote, "/x").contains("app pid="));
 }

@@ -2,7 +2,9 @@
 //! doing, and for a crash the command, its exit status and the last lines of its output.
 //! It carries the live-reload script, so it reloads itself when the app is back. Only
 //! loopback clients get it: the generated config guards it with `Require ip` (core applies
-//! an ErrorDocument's access rules per client), so others get core's plain 502.
+//! an ErrorDocument's access rules per client), so others get core's plain 502. That one
+//! reloads itself too: the config's `Substitute` puts the live-reload script into every
+//! HTML response, core's built-in error pages included.
 
 /// HTML-escapes text for element content.
 pub fn escape(s: &str) -> String {
