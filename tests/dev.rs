@@ -2,7 +2,10 @@
 //! the app, a source edit restarts it, a crash shows the 502 page, a fix brings it back,
 //! CONTROL-C leaves no process behind (also during a slow restart), bad inputs get one
 //! clear message, a real browser (headless Chromium) shows edits without any action,
-//! `--open` runs the browser, and an idle server does not wake up.
+//! `--open` runs the browser, and an idle server does not wake up. Also: a SIGKILL of
+//! httpd-dev leaves nothing behind; the banner; plain and coloured request lines;
+//! `--noreload`; no-store; noise files and bursts of writes; the addrport forms; the 502
+//! page for other machines; the README documents every flag.
 
 mod cdp;
 
@@ -714,6 +717,317 @@ fn chromium_shows_edits_without_any_action() {
     drop(browser);
 }
 
+/// Everything httpd-dev wrote up to its `Stopping` line, after a CONTROL-C (so that what
+/// is absent from the banner is known to be absent).
+fn stop_and_collect(server: &mut Dev) -> String {
+    signal(server.pid(), "INT");
+    server.wait_for_line("Stopping");
+    let out = server.output();
+    assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0), "{out}");
+    out
+}
+
+#[test]
+fn banner_says_what_is_served_watched_and_checked() {
+    let sb = site();
+    let (mut server, addr) = start(&sb, &[]);
+    let www = sb.path().join("www").canonicalize().unwrap();
+    let out = stop_and_collect(&mut server);
+    for want in [
+        format!("httpd-dev {} (httpd-core ", env!("CARGO_PKG_VERSION")),
+        format!("Watching {} for changes (native events)", www.display()),
+        "Configuration check: Syntax OK".to_string(),
+        format!("Serving {} at http://{addr}/", www.display()),
+        "Quit the server with CONTROL-C.".to_string(),
+        "WARNING: This is a development server. Do not use it in a production deployment."
+            .to_string(),
+    ] {
+        assert!(out.contains(&want), "{want:?} in\n{out}");
+    }
+    assert!(!out.contains("Notice:"), "loopback needs no notice:\n{out}");
+
+    // --poll says so; HTTPD_DEV_HIDE_WARNING=1 drops the warning and nothing else.
+    let (mut server, _) = start_with(&sb, &["--poll"], &[("HTTPD_DEV_HIDE_WARNING", "1")]);
+    let out = stop_and_collect(&mut server);
+    assert!(out.contains("for changes (polling)"), "{out}");
+    assert!(out.contains("Quit the server with CONTROL-C."), "{out}");
+    assert!(!out.contains("WARNING"), "{out}");
+    // Any other value keeps it (only 1 silences, as documented).
+    let (mut server, _) = start_with(&sb, &[], &[("HTTPD_DEV_HIDE_WARNING", "0")]);
+    let out = stop_and_collect(&mut server);
+    assert!(
+        out.contains("WARNING: This is a development server"),
+        "{out}"
+    );
+}
+
+/// `[hh:mm:ss] GET /path STATUS SIZE N.Nms`, plain: the line for `path` in `out`.
+fn request_line<'a>(out: &'a str, method_path: &str) -> &'a str {
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("] {method_path} ")))
+        .unwrap_or_else(|| panic!("no request line for {method_path} in\n{out}"));
+    let f: Vec<&str> = line.trim_end_matches('\r').split(' ').collect();
+    assert_eq!(f.len(), 6, "{line:?}");
+    let t = f[0].trim_start_matches('[').trim_end_matches(']');
+    assert!(
+        t.len() == 8 && t.bytes().filter(|b| *b == b':').count() == 2,
+        "time in {line:?}"
+    );
+    assert!(f[3].parse::<u16>().is_ok(), "status in {line:?}");
+    assert!(f[4].parse::<u64>().is_ok(), "size in {line:?}");
+    let ms = f[5].strip_suffix("ms").expect("duration in ms");
+    assert!(ms.parse::<f64>().is_ok(), "duration in {line:?}");
+    line
+}
+
+#[test]
+fn request_lines_are_plain_off_a_terminal() {
+    let sb = site();
+    // NO_COLOR empty counts as unset (no-color.org): plain because stdout is a pipe.
+    let (mut server, addr) = start_with(&sb, &[], &[("NO_COLOR", "")]);
+    let r = get(addr, "/index.html");
+    let size = httpd_blackbox::body(&r).len();
+    server.wait_for_line("GET /index.html 200");
+    assert!(get(addr, "/missing").starts_with("HTTP/1.1 404"));
+    server.wait_for_line("GET /missing 404");
+    let out = stop_and_collect(&mut server);
+    assert!(!out.contains('\x1b'), "escape bytes in\n{out:?}");
+    let line = request_line(&out, "GET /index.html");
+    assert!(line.contains(&format!(" 200 {size} ")), "{line:?}");
+    request_line(&out, "GET /missing");
+}
+
+/// On a terminal (a pseudo-terminal from `script`), the status is coloured by class unless
+/// NO_COLOR is set.
+#[test]
+fn request_lines_are_coloured_on_a_terminal_unless_no_color() {
+    let script = httpd_blackbox::require_tool("script");
+    let sb = site();
+    for (no_color, coloured) in [("", true), ("1", false)] {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let cmd = format!("exec '{}' www {port}", bin("httpd-dev").display());
+        let mut server = Dev(Server::spawn(
+            Command::new(&script)
+                .current_dir(sb.path())
+                .env("NO_COLOR", no_color)
+                .args(["-qfec", &cmd, "/dev/null"]),
+        ));
+        server.wait_for_line("Quit the server with CONTROL-C.");
+        assert!(get(addr, "/index.html").starts_with("HTTP/1.1 200"));
+        assert!(get(addr, "/missing").starts_with("HTTP/1.1 404"));
+        server.wait_for_line("GET /missing");
+        let out = server.output();
+        assert_eq!(
+            out.contains("GET /index.html \x1b[32m200\x1b[0m "),
+            coloured,
+            "NO_COLOR={no_color:?}:\n{out:?}"
+        );
+        assert_eq!(
+            out.contains("GET /missing \x1b[33m404\x1b[0m "),
+            coloured,
+            "{out:?}"
+        );
+        if !coloured {
+            assert!(!out.contains('\x1b'), "{out:?}");
+            request_line(&out, "GET /index.html");
+        }
+        // CONTROL-C to httpd-dev itself (script's child), then script ends with it.
+        let pid = String::from_utf8_lossy(
+            &Command::new("pgrep")
+                .args(["-P", &server.pid().to_string(), "-x", "httpd-dev"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .trim()
+        .to_string();
+        signal(pid.parse().expect("httpd-dev under script"), "INT");
+        assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
+    }
+}
+
+/// Whether process `pid` holds an inotify instance (what watching files needs).
+fn has_inotify(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .any(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().contains("inotify"))
+        })
+}
+
+#[test]
+fn noreload_watches_nothing_and_injects_nothing() {
+    let sb = site();
+    let (server, _) = start(&sb, &[]);
+    assert!(has_inotify(server.pid()));
+    drop(server);
+
+    let (mut server, addr2) = start(&sb, &["--noreload"]);
+    assert!(!has_inotify(server.pid()), "--noreload still watches");
+    let r = get(addr2, "/");
+    assert!(
+        r.contains("v1</body>") && !r.contains("livereload.js"),
+        "{r}"
+    );
+    let mut es = events(addr2);
+    sb.write("www/index.html", "<html><body>v2</body></html>\n");
+    // Far longer than the debounce: an event would have come.
+    es.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 256];
+    match es.read(&mut buf) {
+        Ok(n) => panic!(
+            "event with --noreload: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+    }
+    assert!(
+        get(addr2, "/").contains("v2"),
+        "files are still served fresh"
+    );
+    let out = stop_and_collect(&mut server);
+    assert!(out.contains("Not watching files (--noreload)"), "{out}");
+    assert!(!out.contains("Changed:"), "{out}");
+}
+
+/// Caching is off everywhere: pages, other files, 404s, the app, the error page.
+#[test]
+fn every_response_says_no_store() {
+    let sb = site();
+    let (server, addr) = start(&sb, &[]);
+    let mut responses = vec![
+        ("/", get(addr, "/")),
+        ("/style.css", get(addr, "/style.css")),
+        ("/missing", get(addr, "/missing")),
+    ];
+    assert!(
+        responses[2].1.starts_with("HTTP/1.1 404"),
+        "{}",
+        responses[2].1
+    );
+    drop(server);
+
+    sb.write("app.py", APP);
+    let (_server, addr) = start(&sb, &["--app", "python3 app.py"]);
+    let app = get_until(addr, "/x", |r| r.contains("app pid="));
+    signal(app_pid(&app), "KILL");
+    responses.push(("/x (app)", app));
+    responses.push((
+        "/x (502)",
+        get_until(addr, "/x", |r| r.contains("exit status")),
+    ));
+    responses.push((
+        "/__httpd_dev/livereload.js",
+        get(addr, "/__httpd_dev/livereload.js"),
+    ));
+    for (what, r) in &responses {
+        assert_eq!(
+            httpd_blackbox::header(r, "cache-control"),
+            Some("no-store"),
+            "{what}:\n{r}"
+        );
+    }
+}
+
+/// Noise never reloads: VCS and build directories, editor swap and backup files.
+#[test]
+fn noise_files_do_not_reload_browsers() {
+    let sb = site();
+    sb.mkdir("www/sub");
+    let (_server, addr) = start(&sb, &[]);
+    let mut es = events(addr);
+    for noise in [
+        "www/.git/index",
+        "www/target/debug/app",
+        "www/node_modules/x/index.js",
+        "www/.foo.swp",
+        "www/foo~",
+        "www/sub/.index.html.swp",
+    ] {
+        sb.write(noise, "x");
+    }
+    // The first event after the noise names the real file only: had any noise counted, it
+    // would be in this batch or in an earlier event.
+    sb.write("www/index.html", "<html><body>v2</body></html>\n");
+    let ev = read_until(&mut es, "\n\n");
+    assert!(ev.contains("event: reload\ndata: index.html\n"), "{ev:?}");
+}
+
+/// A burst of writes (a save that touches many files, a `git checkout`) is one reload.
+#[test]
+fn a_burst_of_writes_is_one_reload() {
+    let sb = site();
+    let (_server, addr) = start(&sb, &[]);
+    let mut es = events(addr);
+    for i in 0..20 {
+        sb.write(&format!("www/page{}.html", i % 5), format!("<p>{i}</p>"));
+    }
+    let ev = read_until(&mut es, "\n\n");
+    assert!(ev.contains("event: reload\n"), "{ev:?}");
+    // The next event is for a later, separate edit: the burst made one event only.
+    sb.write("www/after.html", "<p>after</p>");
+    let ev = read_until(&mut es, "after.html");
+    assert_eq!(ev.matches("event:").count(), 1, "{ev:?}");
+    assert!(
+        ev.starts_with("event: reload\ndata: after.html\n"),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn addrport_forms() {
+    let sb = site();
+    let www = sb.path().join("www");
+
+    // `PORT` alone: the current directory on 127.0.0.1.
+    let port = free_port();
+    let mut server = launch(&www, &[&port.to_string()], &[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert!(get(addr, "/index.html").contains("v1"));
+    let out = stop_and_collect(&mut server);
+    assert!(
+        out.contains(&format!("at http://127.0.0.1:{port}/")) && !out.contains("Notice:"),
+        "{out}"
+    );
+
+    // `[::1]:PORT`: IPv6 loopback, no notice.
+    let port = free_port();
+    let mut server = launch(sb.path(), &["www", &format!("[::1]:{port}")], &[]);
+    let addr: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let r = get(addr, "/");
+    assert!(r.contains("v1<script"), "{r}");
+    let mut es = events(addr);
+    sb.write("www/index.html", "<html><body>v2</body></html>\n");
+    read_until(&mut es, "event: reload");
+    let out = stop_and_collect(&mut server);
+    assert!(
+        out.contains(&format!("at http://[::1]:{port}/")) && !out.contains("Notice:"),
+        "{out}"
+    );
+
+    // `0:PORT`: every IPv4 interface, with a notice.
+    let port = free_port();
+    let mut server = launch(sb.path(), &["www", &format!("0:{port}")], &[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert!(get(addr, "/").contains("v2"));
+    let out = stop_and_collect(&mut server);
+    assert!(
+        out.contains(&format!(
+            "Notice: listening on 0.0.0.0:{port}, reachable from other machines"
+        )),
+        "{out}"
+    );
+}
+
 /// This machine's own non-loopback IPv4 address, if it has one (`hostname -I`). Traffic
 /// to it stays on the machine.
 fn own_address() -> Option<std::net::IpAddr> {
@@ -762,4 +1076,26 @@ fn error_page_for_other_machines_has_no_details_and_reloads() {
     let ev = read_until(&mut es, "data: app\n");
     assert!(ev.contains("event: reload\ndata: app\n"), "{ev:?}");
     assert!(get(remote, "/x").contains("app pid="));
+}
+
+/// Every flag of `httpd-dev --help` is explained in the README.
+#[test]
+fn readme_documents_every_flag() {
+    let help = run("httpd-dev", &httpd_blackbox::workspace_root(), &["--help"]);
+    assert_eq!(help.status, Some(0), "{help:?}");
+    let readme =
+        std::fs::read_to_string(httpd_blackbox::workspace_root().join("README.md")).unwrap();
+    let flags: Vec<&str> = help
+        .stdout
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .filter(|w| !["--help", "--version"].contains(w))
+        .collect();
+    assert!(flags.len() >= 6, "{flags:?}");
+    for f in flags {
+        assert!(
+            readme.contains(&format!("`{f}")),
+            "README.md does not document httpd-dev {f}"
+        );
+    }
 }
