@@ -1145,3 +1145,307 @@ fn cgi_local_redirect_and_script_alias_match() {
         core.server.output()
     );
 }
+
+/// Sends a request head and the first bytes of its body, then nothing more (the socket
+/// stays open), and returns whatever the server answers before it closes (at most 20 s).
+fn stall(addr: SocketAddr, head: &str, first: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(first).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `RequestReadTimeout body=` (mod_reqtimeout): a client that sends a head announcing a
+/// body and then stalls or trickles is answered 408 and cut off, for a proxied location
+/// and for a CGI script, Content-Length or chunked, also on the second request of a
+/// kept-alive connection; the cause is in the error log and the 408 in the access log.
+/// The timer runs only while the body is being read: a backend or script that takes
+/// longer than the body timeout after the body arrived still answers. MinRate extends the
+/// timeout (with no maximum when none is given, as Apache), so a steady slow upload passes.
+#[test]
+fn request_body_timeout_answers_408_for_proxy_and_cgi() {
+    require_tool("python3");
+    let sb = site();
+    let be = backend(&sb, "one");
+    script(
+        &sb,
+        "cgi-bin/echo.py",
+        "#!/usr/bin/env python3\nimport sys, os\n\
+         data = sys.stdin.buffer.read(int(os.environ.get('CONTENT_LENGTH', '0')))\n\
+         sys.stdout.write('Content-Type: text/plain\\n\\nread %d\\n' % len(data))\n",
+    );
+    script(
+        &sb,
+        "cgi-bin/slow.py",
+        "#!/usr/bin/env python3\nimport sys, os, time\n\
+         data = sys.stdin.buffer.read(int(os.environ.get('CONTENT_LENGTH', '0')))\n\
+         time.sleep(3)\n\
+         sys.stdout.write('Content-Type: text/plain\\n\\nslow read %d\\n' % len(data))\n",
+    );
+    let conf = |timeout: &str| {
+        format!(
+            "RequestReadTimeout {timeout}\nTimeout 10\nProxyTimeout 30\n\
+             ProxyPass /app/ http://127.0.0.1:{p}/\n\
+             ScriptAlias /cgi-bin/ \"{c}/\"\n\
+             CustomLog \"{log}\" \"%m %U %>s\"\n",
+            p = be.port,
+            c = sb.path().join("cgi-bin").display(),
+            log = sb.path().join("access.log").display(),
+        )
+    };
+    let core = start(&sb, &conf("body=1"));
+    let a = core.addr;
+    let post = |path: &str, framing: &str| {
+        format!("POST {path} HTTP/1.1\r\nHost: front.test\r\n{framing}\r\n\r\n")
+    };
+
+    // Stalled: proxied (Content-Length and chunked) and CGI.
+    let r = stall(
+        a,
+        &post("/app/up", "Content-Length: 1000000"),
+        b"0123456789",
+    );
+    assert_eq!(status(&r), 408, "{r}");
+    assert_eq!(header(&r, "connection"), Some("close"), "{r}");
+    let r = stall(
+        a,
+        &post("/app/up", "Transfer-Encoding: chunked"),
+        b"5\r\nhello\r\n",
+    );
+    assert_eq!(status(&r), 408, "{r}");
+    let r = stall(
+        a,
+        &post("/cgi-bin/echo.py", "Content-Length: 1000000"),
+        b"0123",
+    );
+    assert_eq!(status(&r), 408, "{r}");
+    core.server
+        .wait_for_line("request body read timeout (RequestReadTimeout body=)");
+
+    // Trickling (no MinRate here): cut off too.
+    let mut s = TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(post("/app/up", "Content-Length: 1000000").as_bytes())
+        .unwrap();
+    let mut w = s.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..100 {
+            if w.write_all(b"z").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let r = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(status(&r), 408, "{r}");
+    drop(s);
+    trickle.join().unwrap();
+
+    // The body arrived, then the backend (5 s) or the script (3 s) takes longer than the
+    // body timeout: no 408, the answer comes.
+    let r = raw(
+        a,
+        &format!(
+            "{}hello",
+            post("/app/slow/x", "Content-Length: 5\r\nConnection: close")
+        ),
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(json(&r)["body"], 5, "{r}");
+    let r = raw(
+        a,
+        &format!(
+            "{}hello",
+            post("/cgi-bin/slow.py", "Content-Length: 5\r\nConnection: close")
+        ),
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(body(&r).contains("slow read 5\n"), "{r}");
+
+    // Kept alive: the first request's body is complete, the second one's stalls.
+    let mut s = TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{}hello{}x",
+        post("/app/one", "Content-Length: 5"),
+        post("/app/two", "Content-Length: 100"),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let r = String::from_utf8_lossy(&out).into_owned();
+    assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
+    assert!(r.contains("\"path\": \"/one\""), "{r}");
+    assert!(r.contains("HTTP/1.1 408 "), "{r}");
+
+    let log = std::fs::read_to_string(sb.path().join("access.log")).unwrap();
+    assert!(log.contains("POST /app/up 408\n"), "{log}");
+    assert!(log.contains("POST /cgi-bin/echo.py 408\n"), "{log}");
+    assert!(log.contains("POST /app/two 408\n"), "{log}");
+    drop(core);
+
+    // MinRate: each received byte extends the timeout (no maximum given), so a steady
+    // 400 B/s upload outlives `body=1`, and fast uploads of any size pass.
+    let core = start(&sb, &conf("body=1,MinRate=100"));
+    let a = core.addr;
+    let mut s = TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(
+        post(
+            "/cgi-bin/echo.py",
+            "Content-Length: 1200\r\nConnection: close",
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    for _ in 0..6 {
+        s.write_all(&[b'm'; 200]).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let r = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(body(&r).contains("read 1200\n"), "{r}");
+    let n = 4 << 20;
+    let r = upload(a, "/app/up", n, false);
+    assert_eq!(json(&r)["body"], n, "{}", &r[..r.len().min(300)]);
+    let r = upload(a, "/app/up", n, true);
+    assert_eq!(json(&r)["body"], n, "{}", &r[..r.len().min(300)]);
+    // Stalled still ends (after 1 s plus what the 10 bytes bought).
+    let r = stall(
+        a,
+        &post("/app/up", "Content-Length: 1000000"),
+        b"0123456789",
+    );
+    assert_eq!(status(&r), 408, "{r}");
+}
+
+/// A CGI local redirect (`Location: /path`, no Status) to a path that ProxyPass serves
+/// goes to the backend as a GET of the proxied URL, query kept, no body (Apache's
+/// internal redirect), also after a POST whose script read its body, or left it unread.
+#[test]
+fn cgi_local_redirect_to_a_proxied_path() {
+    require_tool("python3");
+    let sb = site();
+    let be = backend(&sb, "one");
+    script(
+        &sb,
+        "cgi-bin/to_app.sh",
+        "#!/bin/sh\nprintf 'Location: /app/from-cgi?x=1\\n\\n'\n",
+    );
+    script(
+        &sb,
+        "cgi-bin/read_then_app.py",
+        "#!/usr/bin/env python3\nimport sys\nsys.stdin.buffer.read()\n\
+         sys.stdout.write('Location: /app/after-post\\n\\n')\n",
+    );
+    let core = start(
+        &sb,
+        &format!(
+            "ProxyPass /app/ http://127.0.0.1:{p}/\nScriptAlias /cgi-bin/ \"{c}/\"\n\
+             CustomLog \"{log}\" \"%m %U%q %>s\"\n",
+            p = be.port,
+            c = sb.path().join("cgi-bin").display(),
+            log = sb.path().join("access.log").display(),
+        ),
+    );
+    let a = core.addr;
+    let r = get(a, "/cgi-bin/to_app.sh", "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(header(&r, "location"), None, "{r}");
+    let j = json(&r);
+    assert_eq!(j["method"], "GET");
+    assert_eq!(j["path"], "/from-cgi?x=1");
+    assert_eq!(j["body"], 0);
+    assert!(j["headers"].get("content-length").is_none(), "{j}");
+
+    // After a POST: the script read the body; the backend gets a bodiless GET.
+    let r = raw(
+        a,
+        "POST /cgi-bin/read_then_app.py HTTP/1.1\r\nHost: front.test\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    let j = json(&r);
+    assert_eq!(
+        (j["method"].as_str(), j["path"].as_str()),
+        (Some("GET"), Some("/after-post"))
+    );
+    assert_eq!(j["body"], 0);
+    assert!(j["headers"].get("content-type").is_none(), "{j}");
+    // The script left a large body unread.
+    let r = upload(a, "/cgi-bin/to_app.sh", 1 << 20, false);
+    assert_eq!(status(&r), 200, "{}", &r[..r.len().min(300)]);
+    assert_eq!(json(&r)["path"], "/from-cgi?x=1");
+
+    let log = std::fs::read_to_string(sb.path().join("access.log")).unwrap();
+    assert!(log.contains("GET /cgi-bin/to_app.sh 200\n"), "{log}");
+    assert!(
+        log.contains("POST /cgi-bin/read_then_app.py 200\n"),
+        "{log}"
+    );
+}
+
+/// `LimitInternalRecursion N`: a chain of N local redirects is served, one more is a
+/// loop (500, and the error log names the limit and the directive); a bad value is a
+/// configuration error.
+#[test]
+fn limit_internal_recursion_is_honoured() {
+    let sb = site();
+    sb.write("www/end.txt", "the end\n");
+    // count.sh?N redirects to count.sh?N-1, and to /end.txt at 0.
+    script(
+        &sb,
+        "cgi-bin/count.sh",
+        "#!/bin/sh\nn=$QUERY_STRING\nif [ \"$n\" -gt 0 ]; then\n  \
+         printf 'Location: /cgi-bin/count.sh?%d\\n\\n' $((n - 1))\nelse\n  \
+         printf 'Location: /end.txt\\n\\n'\nfi\n",
+    );
+    let cgi = sb.path().join("cgi-bin");
+    let core = start(
+        &sb,
+        &format!(
+            "LimitInternalRecursion 3 5\nScriptAlias /cgi-bin/ \"{}/\"\n",
+            cgi.display()
+        ),
+    );
+    // ?2: count.sh?1, count.sh?0, /end.txt: three internal redirects.
+    let r = get(core.addr, "/cgi-bin/count.sh?2", "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(body(&r), "the end\n", "{r}");
+    let r = get(core.addr, "/cgi-bin/count.sh?3", "");
+    assert_eq!(status(&r), 500, "{r}");
+    core.server.wait_for_line("limit of 3 internal redirects");
+    assert!(
+        core.server.output().contains("LimitInternalRecursion"),
+        "{}",
+        core.server.output()
+    );
+    drop(core);
+
+    for bad in ["0", "x", "1 2 3"] {
+        let conf = sb.write(
+            "bad.conf",
+            format!(
+                "Listen 127.0.0.1:0\nDocumentRoot \"{}\"\nLimitInternalRecursion {bad}\n",
+                sb.path().join("www").display()
+            ),
+        );
+        let out = run(
+            "httpd-core",
+            sb.path(),
+            &["-t", "-f", conf.to_str().unwrap()],
+        );
+        assert_ne!(out.status, Some(0), "LimitInternalRecursion {bad}: {out:?}");
+        assert!(
+            out.stderr.contains("LimitInternalRecursion"),
+            "{bad}: {out:?}"
+        );
+    }
+}

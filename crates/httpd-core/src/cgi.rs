@@ -20,7 +20,8 @@ use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Incoming;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::oneshot;
 
 use crate::body::Body;
 use crate::error_page;
@@ -209,13 +210,16 @@ pub enum Output {
     /// that replaces a broken script's output.
     Response(Response<Body>),
     /// A local redirect (§6.2.2): `Location: /path` without a Status. The server serves
-    /// that path itself, as a GET (Apache's internal redirect).
-    LocalRedirect(String),
+    /// that path itself, as a GET (Apache's internal redirect). The client's body stream
+    /// comes back (whatever the script left unread of it is not read again).
+    LocalRedirect(String, Option<Incoming>),
 }
 
 /// Runs the script (with the request body on its stdin, when there is one) and returns
 /// its output (a 500 when it cannot start or prints a bad header block, a 504 when it
-/// says nothing within Timeout).
+/// says nothing within Timeout; a 413 when a chunked body goes over `limit` and a 400
+/// when the body cannot be read — the pipeline makes that a 408 when the body timeout
+/// was the cause — both before the script answered).
 pub async fn run(inv: Invocation<'_>, body: Option<Incoming>, limit: u64) -> Output {
     Output::Response(match start(inv, body, limit).await {
         Ok(out) => return out,
@@ -256,23 +260,27 @@ async fn start(
             }
         });
     }
-    if let (Some(mut stdin), Some(body)) = (child.stdin.take(), body) {
-        tokio::spawn(async move {
-            let mut body = body;
-            let mut sent = 0u64;
-            while let Some(Ok(frame)) = body.frame().await {
-                if let Ok(d) = frame.into_data() {
-                    sent += d.len() as u64;
-                    if sent > limit || stdin.write_all(&d).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-    }
+    // The body goes to stdin from its own task (the script may answer before reading it
+    // all). That task reports a body it could not deliver, and gives the body stream
+    // back when told to stop (a local redirect).
+    let (failed_tx, mut failed_rx) = oneshot::channel::<StatusCode>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let feeder = match (child.stdin.take(), body) {
+        (Some(stdin), Some(body)) => Some(tokio::spawn(feed_stdin(
+            stdin, body, limit, failed_tx, stop_rx,
+        ))),
+        _ => None,
+    };
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut out = BufReader::new(stdout);
-    let head = tokio::time::timeout(inv.timeout, read_head(&mut out)).await;
+    let head = tokio::select! {
+        h = tokio::time::timeout(inv.timeout, read_head(&mut out)) => h,
+        Ok(status) = &mut failed_rx => {
+            tracing::error!(script = %file.display(), "request body not delivered to the CGI script ({status}); killed");
+            let _ = child.start_kill();
+            return Err(error_page::builtin(status));
+        }
+    };
     let head = match head {
         Err(_) => {
             tracing::error!(script = %file.display(), timeout = ?inv.timeout, "CGI script timed out; killed");
@@ -295,7 +303,12 @@ async fn start(
     {
         if !has_status && loc.starts_with('/') && !loc.starts_with("//") {
             let _ = child.start_kill();
-            return Ok(Output::LocalRedirect(loc.clone()));
+            let _ = stop_tx.send(());
+            let body = match feeder {
+                Some(task) => task.await.ok().flatten(),
+                None => None,
+            };
+            return Ok(Output::LocalRedirect(loc.clone(), body));
         }
     }
     let mut status = StatusCode::OK;
@@ -354,6 +367,64 @@ async fn start(
     );
     *resp.body_mut() = Body::stream(Box::pin(StreamBody::new(stream)));
     Ok(Output::Response(resp))
+}
+
+/// Copies the request body to the script's stdin, up to `limit` bytes. A body that
+/// fails or goes over the limit is reported on `failed`; on `stop` the body stream is
+/// given back (None once it has failed).
+async fn feed_stdin(
+    mut stdin: ChildStdin,
+    mut body: Incoming,
+    limit: u64,
+    failed: oneshot::Sender<StatusCode>,
+    stop: oneshot::Receiver<()>,
+) -> Option<Incoming> {
+    let mut stop = Some(stop);
+    let mut sent = 0u64;
+    loop {
+        let frame = tokio::select! {
+            biased;
+            () = told_to_stop(&mut stop) => return Some(body),
+            f = body.frame() => f,
+        };
+        match frame {
+            None => return Some(body),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "request body for a CGI script failed");
+                let _ = failed.send(StatusCode::BAD_REQUEST);
+                return None;
+            }
+            Some(Ok(frame)) => {
+                let Ok(d) = frame.into_data() else { continue };
+                sent += d.len() as u64;
+                if sent > limit {
+                    let _ = failed.send(StatusCode::PAYLOAD_TOO_LARGE);
+                    return None;
+                }
+                // A script that stops reading its stdin just does not get the rest.
+                let write = tokio::select! {
+                    biased;
+                    () = told_to_stop(&mut stop) => return Some(body),
+                    w = stdin.write_all(&d) => w,
+                };
+                if write.is_err() {
+                    return Some(body);
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when `stop` is sent to; never when it is dropped unsent (the script's
+/// response is then being streamed, and its stdin still gets the body).
+async fn told_to_stop(stop: &mut Option<oneshot::Receiver<()>>) {
+    if let Some(rx) = stop {
+        if rx.await.is_ok() {
+            return;
+        }
+        *stop = None;
+    }
+    std::future::pending().await
 }
 
 /// The header block: `Name: value` lines up to an empty line, LF or CRLF. Public for the

@@ -7,7 +7,10 @@
 //! - reading a request head: `RequestReadTimeout header=` (from the first byte, or from
 //!   accept for the first request), extended by MinRate up to the maximum;
 //! - between requests: `KeepAliveTimeout`;
-//! - reading a request body (a handler says so): `RequestReadTimeout body=`;
+//! - reading a request body: `RequestReadTimeout body=`, from when a handler starts
+//!   reading it (it says so: [`Phase::Body`]) until its last byte has arrived ([`Framing`]
+//!   tells), extended by MinRate (without a maximum when none is given, as Apache); when
+//!   it fires, the body read fails, the handler stops and the pipeline answers 408;
 //! - any write that stalls: `Timeout`.
 
 use std::future::Future;
@@ -40,7 +43,8 @@ pub enum Phase {
     Idle = 1,
     /// A handler is producing the response: no read deadline.
     Handling = 2,
-    /// A handler is reading the request body.
+    /// A handler is reading the request body. The connection moves back to Handling by
+    /// itself once the whole body has arrived.
     Body = 3,
     /// HTTP/2: streams come and go; hyper's keep-alive pings cover idleness.
     Multiplexed = 4,
@@ -78,6 +82,8 @@ pub struct ConnShared {
     pub h2: AtomicBool,
     /// The connection came through TLS (the PROXY v2 header's SSL TLV from httpd-tls).
     pub https: bool,
+    /// `RequestReadTimeout body=` fired: the handler's body read failed because of it.
+    pub body_timed_out: AtomicBool,
     /// A proxied request was upgraded (101): the backend side, spliced to this connection
     /// once hyper hands it back ([`splice`]).
     tunnel: std::sync::Mutex<Option<Tunnel>>,
@@ -103,6 +109,7 @@ impl ConnShared {
             local,
             h2: AtomicBool::new(false),
             https: false,
+            body_timed_out: AtomicBool::new(false),
             tunnel: std::sync::Mutex::new(None),
         }
     }
@@ -151,6 +158,11 @@ pub struct TimedIo<S> {
     parked: bool,
     /// Spliced to an upgraded backend: shutting down really closes the write side.
     tunnel: bool,
+    /// Where the requests' bodies end.
+    framing: Framing,
+    /// `prefix` was read through an earlier TimedIo of this connection (parked): its
+    /// bytes are not counted again.
+    prefix_seen: bool,
 }
 
 /// How long a kept-alive connection may sit idle inside hyper (with its read and write
@@ -175,12 +187,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
             write_armed: false,
             parked: false,
             tunnel: false,
+            framing: Framing::default(),
+            prefix_seen: false,
         };
         io.enter(seen, now);
         io
     }
 
     fn enter(&mut self, phase: Phase, now: Instant) {
+        let phase = if phase == Phase::Body && self.body_arrived() {
+            self.end_body()
+        } else {
+            phase
+        };
         self.seen = phase;
         self.phase_start = now;
         let start = |t: ReadTimeout| (!t.initial.is_zero()).then(|| now + t.initial);
@@ -198,9 +217,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
         };
     }
 
-    fn on_data(&mut self, data: &[u8]) {
+    /// Whether the body of the request being handled has fully arrived.
+    fn body_arrived(&self) -> bool {
+        self.framing
+            .arrived(self.shared.requests.load(Ordering::Acquire))
+    }
+
+    /// The body has arrived: back to Handling (unless the request is already done).
+    fn end_body(&self) -> Phase {
+        let _ = self.shared.phase.compare_exchange(
+            Phase::Body as u8,
+            Phase::Handling as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        self.shared.phase()
+    }
+
+    /// Bytes about to be handed to hyper; `seen` when an earlier TimedIo counted them.
+    fn on_data(&mut self, data: &[u8], seen: bool) {
         if data.is_empty() {
             return;
+        }
+        if !seen && self.seen != Phase::Multiplexed {
+            self.framing.feed(data);
         }
         let now = Instant::now();
         if self.seen == Phase::Idle {
@@ -211,7 +251,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
         }
         let limit = match self.seen {
             Phase::Head => {
-                let n = count_content_length_lines(data);
+                let n = if seen {
+                    0
+                } else {
+                    count_content_length_lines(data)
+                };
                 if n > 0 {
                     self.shared
                         .content_length_lines
@@ -219,17 +263,216 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
                 }
                 self.conf.read_timeout.header
             }
+            Phase::Body if self.body_arrived() => {
+                let phase = self.end_body();
+                self.enter(phase, now);
+                return;
+            }
             Phase::Body => self.conf.read_timeout.body,
             _ => return,
         };
-        // mod_reqtimeout's MinRate: each received byte extends the deadline, up to max.
+        // mod_reqtimeout's MinRate: each received byte extends the deadline, up to the
+        // maximum (none when it is not given: `body=20,MinRate=500`).
         if let (Some(d), true) = (
             self.deadline,
-            limit.min_rate > 0 && limit.max > limit.initial,
+            limit.min_rate > 0 && (limit.max.is_zero() || limit.max > limit.initial),
         ) {
             let ext = Duration::from_secs_f64(data.len() as f64 / limit.min_rate as f64);
-            self.deadline = Some((d + ext).min(self.phase_start + limit.max));
+            let d = d + ext;
+            self.deadline = Some(if limit.max.is_zero() {
+                d
+            } else {
+                d.min(self.phase_start + limit.max)
+            });
         }
+    }
+}
+
+/// Follows the framing of HTTP/1.1 requests (RFC 9112 §6) over the bytes hyper reads,
+/// just far enough to count the requests whose body has fully arrived: the body timeout
+/// ends there, while the handler may still be busy (and hyper still reads, to notice a
+/// client that goes away). hyper parses the requests; this only counts, and anything it
+/// cannot follow turns the counting off for the rest of the connection ([`Frame::Lost`]:
+/// every body then counts as arrived, so the body timeout never cuts a request short).
+struct Framing {
+    state: Frame,
+    /// Requests whose body (perhaps empty) has fully arrived.
+    complete: u32,
+    /// The start of the current line (head, chunk size or trailer line).
+    line: [u8; LINE_CAP],
+    /// The current line's length so far (it may be longer than `line`).
+    line_len: usize,
+    /// Non-empty lines in the current head.
+    lines: u32,
+    /// The current head's Content-Length and chunked Transfer-Encoding.
+    length: u64,
+    chunked: bool,
+}
+
+/// Enough of a line for `Content-Length: <20 digits>`, `Transfer-Encoding: gzip, chunked`
+/// or a chunk size with a short extension.
+const LINE_CAP: usize = 64;
+
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+enum Frame {
+    #[default]
+    Head,
+    /// This many bytes of a Content-Length body are still to come.
+    Body(u64),
+    ChunkSize,
+    ChunkData(u64),
+    /// The line end after a chunk's data.
+    ChunkEnd,
+    Trailers,
+    Lost,
+}
+
+impl Default for Framing {
+    fn default() -> Self {
+        Framing {
+            state: Frame::Head,
+            complete: 0,
+            line: [0; LINE_CAP],
+            line_len: 0,
+            lines: 0,
+            length: 0,
+            chunked: false,
+        }
+    }
+}
+
+impl Framing {
+    /// Whether the body of the `n`th request on the connection has fully arrived.
+    fn arrived(&self, n: u32) -> bool {
+        self.state == Frame::Lost || self.complete >= n
+    }
+
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            match self.state {
+                Frame::Lost => return,
+                Frame::Body(n) | Frame::ChunkData(n) => {
+                    let k = n.min(data.len() as u64);
+                    data = &data[k as usize..];
+                    let left = n - k;
+                    self.state = match (self.state, left) {
+                        (Frame::Body(_), 0) => {
+                            self.complete += 1;
+                            Frame::Head
+                        }
+                        (Frame::Body(_), l) => Frame::Body(l),
+                        (_, 0) => Frame::ChunkEnd,
+                        (_, l) => Frame::ChunkData(l),
+                    };
+                }
+                _ => {
+                    let (part, ended) = match data.iter().position(|&b| b == b'\n') {
+                        Some(i) => (&data[..i], true),
+                        None => (data, false),
+                    };
+                    let at = self.line_len.min(LINE_CAP);
+                    let k = (LINE_CAP - at).min(part.len());
+                    self.line[at..at + k].copy_from_slice(&part[..k]);
+                    self.line_len += part.len();
+                    data = &data[part.len() + usize::from(ended)..];
+                    if ended {
+                        self.end_line();
+                        self.line_len = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    fn end_line(&mut self) {
+        let len = self.line_len;
+        let full = len <= LINE_CAP;
+        let line = &self.line[..len.min(LINE_CAP)];
+        let line = if full {
+            line.strip_suffix(b"\r").unwrap_or(line)
+        } else {
+            line
+        };
+        let empty = line.is_empty();
+        self.state = match self.state {
+            Frame::Head if empty && self.lines == 0 => Frame::Head,
+            Frame::Head if empty => {
+                self.lines = 0;
+                let (length, chunked) = (self.length, self.chunked);
+                self.length = 0;
+                self.chunked = false;
+                if chunked {
+                    Frame::ChunkSize
+                } else if length > 0 {
+                    Frame::Body(length)
+                } else {
+                    self.complete += 1;
+                    Frame::Head
+                }
+            }
+            Frame::Head => {
+                self.lines += 1;
+                if self.lines == 1 {
+                    Frame::Head
+                } else {
+                    self.header_line(full)
+                }
+            }
+            Frame::ChunkSize => {
+                let end = line
+                    .iter()
+                    .position(|b| b";\t ".contains(b))
+                    .unwrap_or(line.len());
+                let size = std::str::from_utf8(&line[..end])
+                    .ok()
+                    .and_then(|s| u64::from_str_radix(s, 16).ok());
+                match size {
+                    Some(_) if !full => Frame::Lost,
+                    Some(0) => Frame::Trailers,
+                    Some(n) => Frame::ChunkData(n),
+                    None => Frame::Lost,
+                }
+            }
+            Frame::ChunkEnd if empty => Frame::ChunkSize,
+            Frame::Trailers if empty => {
+                self.complete += 1;
+                Frame::Head
+            }
+            Frame::Trailers => Frame::Trailers,
+            _ => Frame::Lost,
+        };
+    }
+
+    /// A header line of a head: notes Content-Length and Transfer-Encoding.
+    fn header_line(&mut self, full: bool) -> Frame {
+        let line = &self.line[..self.line_len.min(LINE_CAP)];
+        // Most header lines are neither: one byte tells.
+        if !matches!(line.first().map(|b| b | 0x20), Some(b'c' | b't')) {
+            return Frame::Head;
+        }
+        let value = |name: &[u8]| {
+            (line.len() > name.len() && line[..name.len()].eq_ignore_ascii_case(name))
+                .then(|| std::str::from_utf8(&line[name.len()..]).ok())
+                .map(|v| v.map(|v| v.trim_end_matches('\r').trim()))
+        };
+        if let Some(v) = value(b"content-length:") {
+            // hyper takes `5, 5` as 5; different values are refused before a handler runs.
+            match v.and_then(|v| v.split(',').next()?.trim().parse().ok()) {
+                Some(n) if full => self.length = n,
+                _ => return Frame::Lost,
+            }
+        } else if let Some(v) = value(b"transfer-encoding:") {
+            match v {
+                Some(v) if full => {
+                    self.chunked = v
+                        .rsplit(',')
+                        .next()
+                        .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
+                }
+                _ => return Frame::Lost,
+            }
+        }
+        Frame::Head
     }
 }
 
@@ -264,7 +507,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<S> {
             buf.put_slice(&this.prefix[..n]);
             let chunk = this.prefix.slice(..n);
             this.prefix.advance(n);
-            this.on_data(&chunk);
+            this.on_data(&chunk, this.prefix_seen);
             return Poll::Ready(Ok(()));
         }
         let phase = this.shared.phase();
@@ -274,7 +517,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<S> {
         let before = buf.filled().len();
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                this.on_data(&buf.filled()[before..]);
+                let filled = &buf.filled()[before..];
+                this.on_data(filled, false);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -299,6 +543,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<S> {
                             // the socket and waits for the next request without them.
                             this.parked = true;
                             return Poll::Ready(Ok(()));
+                        }
+                        if this.seen == Phase::Body {
+                            this.shared.body_timed_out.store(true, Ordering::Release);
+                            return Poll::Ready(Err(timed_out("request body read timeout")));
                         }
                         return Poll::Ready(Err(timed_out("read timeout")));
                     }
@@ -501,8 +749,13 @@ pub async fn serve(
             _ = crate::server::stopped(&mut stop) => return,
         }
     }
+    let mut framing = None;
     let result = loop {
-        let io = TimedIo::new(&mut stream, prefix, Arc::clone(&shared), conf.clone());
+        let mut io = TimedIo::new(&mut stream, prefix, Arc::clone(&shared), conf.clone());
+        if let Some(f) = framing.take() {
+            io.framing = f;
+            io.prefix_seen = true;
+        }
         // Boxed: a parked connection's task then holds a pointer, not hyper's state.
         let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service.clone()));
         let result = tokio::select! {
@@ -535,6 +788,8 @@ pub async fn serve(
         } else {
             Bytes::copy_from_slice(&parts.read_buf)
         };
+        let mut parts = parts;
+        framing = Some(std::mem::take(&mut parts.io.inner_mut().framing));
         drop(parts);
         if prefix.is_empty() {
             // Parked: only the socket is held until the next request or the end of
@@ -649,5 +904,63 @@ mod tests {
             count_content_length_lines(b"GET / HTTP/1.1\r\nX-Content-Length: 5\r\n"),
             0
         );
+    }
+
+    /// Feeds `data` in pieces of `step` bytes and returns the count of complete requests.
+    fn complete_after(data: &[u8], step: usize) -> (u32, Frame) {
+        let mut f = Framing::default();
+        for piece in data.chunks(step) {
+            f.feed(piece);
+        }
+        (f.complete, f.state)
+    }
+
+    #[test]
+    fn framing_counts_bodies_whatever_the_read_sizes() {
+        let cases: [(&[u8], u32); 6] = [
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1),
+            // Leading empty lines are not a request; LF-only lines are lines.
+            (b"\r\nGET / HTTP/1.1\nHost: a\n\nGET /2 HTTP/1.1\r\n\r\n", 2),
+            (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel", 0),
+            (
+                b"POST / HTTP/1.1\r\ncontent-length:5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n",
+                2,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+                  5;x=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n",
+                1,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                0,
+            ),
+        ];
+        for (data, want) in cases {
+            for step in [1, 2, 7, data.len()] {
+                let (n, state) = complete_after(data, step);
+                assert_eq!(n, want, "{} by {step}", String::from_utf8_lossy(data));
+                assert_ne!(state, Frame::Lost);
+            }
+        }
+    }
+
+    #[test]
+    fn framing_gives_up_on_what_it_cannot_follow() {
+        let long = format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}5\r\n\r\n",
+            " ".repeat(LINE_CAP)
+        );
+        for data in [
+            long.as_bytes(),
+            b"POST / HTTP/1.1\r\nContent-Length: five\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ] {
+            let mut f = Framing::default();
+            f.feed(data);
+            assert_eq!(f.state, Frame::Lost);
+            // Lost: every body counts as arrived, the body timeout never fires.
+            assert!(f.arrived(5));
+        }
     }
 }

@@ -232,6 +232,8 @@ async fn route(
         ctx.shared.linger.store(true, Ordering::Release);
         return error_page::builtin(StatusCode::PAYLOAD_TOO_LARGE);
     }
+    // A body for the handler to read (an internal redirect's GET has none).
+    let has_body = declared > 0 || parts.headers.contains_key(header::TRANSFER_ENCODING);
     if let Some(proxy) = &host.proxy {
         // FallbackResource naming a proxied path: a request for no existing file goes to
         // the backend with its original URI (files first, then the app).
@@ -262,12 +264,18 @@ async fn route(
                 conn: &ctx.shared,
             };
             let Some(body) = body else {
-                // An internal redirect has no client body left to forward (the script
-                // that redirected read it); proxying needs one.
-                tracing::error!(url = %path, "a CGI local redirect to a proxied path is not supported");
+                // Every request hands its body on, internal redirects included (without
+                // a Content-Length or Transfer-Encoding the proxy sends none).
+                tracing::error!(url = %path, "no request body to forward");
                 return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
             };
+            if has_body {
+                ctx.shared.set_phase(Phase::Body);
+            }
             let (resp, generated) = crate::proxy::forward(fwd, parts, body).await;
+            if let Some(resp) = body_timed_out(ctx, parts, close) {
+                return resp;
+            }
             let resp = crate::substitute::filter(resp, &eff.substitute).await;
             return if generated {
                 finish_error(resp, &eff, host, parts, client)
@@ -292,10 +300,23 @@ async fn route(
             user: user.as_deref(),
             timeout: host.conn.timeout,
         };
-        let resp = match crate::cgi::run(inv, body, eff.limit_request_body).await {
+        // The script's stdin gets the body when there is one; otherwise the body stays
+        // here, for a local redirect to a proxied path.
+        let (body, kept) = if has_body {
+            ctx.shared.set_phase(Phase::Body);
+            (body, None)
+        } else {
+            (None, body)
+        };
+        let out = crate::cgi::run(inv, body, eff.limit_request_body).await;
+        if let Some(resp) = body_timed_out(ctx, parts, close) {
+            return resp;
+        }
+        let resp = match out {
             crate::cgi::Output::Response(r) => r,
-            crate::cgi::Output::LocalRedirect(location) => {
-                return internal_redirect(&location, parts, host, site, ctx, close).await;
+            crate::cgi::Output::LocalRedirect(location, body) => {
+                let body = body.or(kept);
+                return internal_redirect(&location, parts, body, host, site, ctx, close).await;
             }
         };
         let resp = crate::substitute::filter(resp, &eff.substitute).await;
@@ -305,7 +326,7 @@ async fn route(
             with_headers(resp, &eff)
         };
     }
-    if declared > 0 || parts.headers.contains_key(header::TRANSFER_ENCODING) {
+    if has_body {
         // Static handlers do not read request bodies; closing avoids treating an unread
         // body as the next request.
         *close = true;
@@ -337,21 +358,43 @@ async fn route(
     }
 }
 
-/// Apache's LimitInternalRecursion default: more internal redirects than this in one
-/// request is a loop, answered with 500.
-const LIMIT_INTERNAL_RECURSION: u8 = 10;
+/// The handler stopped because the client's body stalled (`RequestReadTimeout body=`,
+/// enforced by the connection): Apache answers 408, logs it, and closes.
+fn body_timed_out(
+    ctx: &ConnCtx,
+    parts: &http::request::Parts,
+    close: &mut bool,
+) -> Option<Response<Body>> {
+    if !ctx.shared.body_timed_out.swap(false, Ordering::AcqRel) {
+        return None;
+    }
+    tracing::error!(
+        client = ?ctx.shared.peer,
+        uri = %parts.uri,
+        "request body read timeout (RequestReadTimeout body=)"
+    );
+    *close = true;
+    // The client may still be sending: a lingering close lets it read the 408.
+    ctx.shared.linger.store(true, Ordering::Release);
+    Some(error_page::builtin(StatusCode::REQUEST_TIMEOUT))
+}
 
-/// How many internal redirects the request went through.
+/// How many internal redirects the request went through (more than
+/// `LimitInternalRecursion`, 10 by default, is a loop: 500).
 #[derive(Clone, Copy)]
-struct InternalRedirects(u8);
+struct InternalRedirects(u32);
 
 /// A CGI local redirect (RFC 3875 §6.2.2): the server answers `location` itself, as a GET
-/// without a body, through the whole pipeline again (Redirect, Alias, Require, handler).
+/// without a body, through the whole pipeline again (Redirect, Alias, Require, handler;
+/// a proxied path goes to its backend). `body` is the client's body stream, which the
+/// new request does not read (it has neither Content-Length nor Transfer-Encoding); the
+/// proxy needs one to be handed.
 /// The request's own method and URI are restored afterwards for the access log (Apache
 /// logs the original request too).
 fn internal_redirect<'a>(
     location: &'a str,
     parts: &'a mut http::request::Parts,
+    body: Option<Incoming>,
     host: &'a Arc<Host>,
     site: &'a Site,
     ctx: &'a ConnCtx,
@@ -364,10 +407,14 @@ fn internal_redirect<'a>(
             .get::<InternalRedirects>()
             .map_or(0, |d| d.0)
             + 1;
-        if depth > LIMIT_INTERNAL_RECURSION {
+        let limit = site.server.limit_internal_recursion;
+        if depth > limit {
+            // Apache's AH00124 says the same.
             tracing::error!(
                 location,
-                "request exceeded the limit of {LIMIT_INTERNAL_RECURSION} internal redirects"
+                "request exceeded the limit of {limit} internal redirects due to probable \
+                 configuration error. Use 'LimitInternalRecursion' to increase the limit if \
+                 necessary"
             );
             return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
         }
@@ -388,7 +435,7 @@ fn internal_redirect<'a>(
                 removed.push((h, v));
             }
         }
-        let resp = route(parts, None, host, site, ctx, close).await;
+        let resp = route(parts, body, host, site, ctx, close).await;
         parts.method = method;
         parts.uri = original;
         for (h, v) in removed {

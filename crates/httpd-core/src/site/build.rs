@@ -75,6 +75,7 @@ pub fn build(config: &model::Config, source: &str, previous: Option<&Site>) -> R
             limit_request_fields: s.limit_request_fields as usize,
             limit_request_field_size: s.limit_request_field_size as usize,
             limit_request_line: s.limit_request_line as usize,
+            limit_internal_recursion: s.limit_internal_recursion,
             error_log,
             log_level: config.main.log_level.clone(),
             user: s.user.clone(),

@@ -58,6 +58,8 @@ pub struct ServerConf {
     pub limit_request_fields: usize,
     pub limit_request_field_size: usize,
     pub limit_request_line: usize,
+    /// `LimitInternalRecursion`: internal redirects (CGI local redirects) per request.
+    pub limit_internal_recursion: u32,
     pub error_log: ErrorLogTarget,
     pub log_level: String,
     /// `User` / `Group` as written (applied once, at start: see [`crate::privileges`]).
@@ -76,6 +78,7 @@ impl Default for ServerConf {
             limit_request_fields: 100,
             limit_request_field_size: 8190,
             limit_request_line: 8190,
+            limit_internal_recursion: 10,
             error_log: ErrorLogTarget::Stderr,
             log_level: "warn".into(),
             user: None,
