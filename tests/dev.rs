@@ -326,11 +326,20 @@ fn app_restarts_on_edit_shows_the_error_page_and_comes_back() {
     interrupt_leaves_nothing(&mut server, Duration::from_secs(20), &[third, core]);
 }
 
-/// CONTROL-C: httpd-dev exits 0 within `limit`, and no live process is left in `groups`.
+/// CONTROL-C: httpd-dev exits 0 within `limit`, and no live process is left in `groups`
+/// nor in its guard's.
 fn interrupt_leaves_nothing(server: &mut Dev, limit: Duration, groups: &[u32]) {
+    let out = Command::new("pgrep")
+        .args(["-P", &server.pid().to_string(), "-x", "httpd-dev-guard"])
+        .output()
+        .unwrap();
+    let guard: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("httpd-dev-guard is a child of httpd-dev");
     signal(server.pid(), "INT");
     assert_eq!(server.wait_exit(limit), Some(0), "{}", server.output());
-    for pid in groups {
+    for pid in groups.iter().chain([&guard]) {
         assert_eq!(group_left(*pid), None, "process group {pid} left");
     }
 }

@@ -8,8 +8,8 @@
 //! once it has stopped and reaped it. However httpd-dev ends, the kernel closes the pipe:
 //! the guard reads EOF and stops the groups still listed, as httpd-dev would (TERM, then
 //! KILL after a grace period), the app's helpers included, and removes httpd-dev's state
-//! directory (`dir PATH`). After a clean stop the list is empty and the directory gone, and
-//! the guard just exits.
+//! directory (`dir PATH`). After a clean stop the list is empty and the directory gone:
+//! httpd-dev closes the pipe and waits for the guard to exit ([`finish`]).
 //!
 //! Not `PR_SET_PDEATHSIG`: it fires when the *thread* that spawned the child ends (the app
 //! is restarted from a thread), and it reaches the group leader only, not the processes
@@ -30,7 +30,17 @@ pub const NAME: &str = "httpd-dev-guard";
 /// How long the groups get between TERM and KILL once httpd-dev is gone.
 const GRACE: Duration = Duration::from_secs(2);
 
-static PIPE: OnceLock<Mutex<ChildStdin>> = OnceLock::new();
+/// The write end of the guard's stdin (None once closed) and the guard itself.
+struct Guard {
+    pipe: Mutex<Option<ChildStdin>>,
+    child: Mutex<Child>,
+}
+
+static GUARD: OnceLock<Guard> = OnceLock::new();
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Whether this process was started as the guard.
 pub fn invoked() -> bool {
@@ -51,15 +61,25 @@ pub fn start() -> Result<(), Error> {
         .spawn()
         .map_err(Error::io("cannot start the guard process"))?;
     let pipe = guard.stdin.take().expect("piped stdin");
-    let _ = PIPE.set(Mutex::new(pipe));
-    // Reaped by a thread when it exits (it outlives a killed httpd-dev, never a live one).
-    std::thread::spawn(move || guard.wait());
+    let _ = GUARD.set(Guard {
+        pipe: Mutex::new(Some(pipe)),
+        child: Mutex::new(guard),
+    });
     Ok(())
 }
 
+/// After a clean stop: closes the pipe and waits for the guard to exit, so that nothing
+/// httpd-dev started outlives it.
+pub fn finish() {
+    if let Some(g) = GUARD.get() {
+        drop(lock(&g.pipe).take());
+        let _ = lock(&g.child).wait();
+    }
+}
+
 fn say(line: String) {
-    if let Some(p) = PIPE.get() {
-        let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(g) = GUARD.get() else { return };
+    if let Some(p) = lock(&g.pipe).as_mut() {
         // A guard that is gone cannot be helped; httpd-dev itself still stops everything.
         let _ = p.write_all(line.as_bytes());
     }

@@ -344,5 +344,6 @@ pub fn run(args: Args) -> Result<(), Error> {
     if let Some(a) = &app {
         a.join();
     }
+    guard::finish();
     Ok(())
 }
