@@ -218,13 +218,10 @@ fn load_one(source: &CertSource, provider: &CryptoProvider) -> Result<Entry> {
             })
         }
         CertSource::SelfSigned(names) => {
-            let generated =
-                rcgen::generate_simple_self_signed(names.clone()).map_err(|source| {
-                    Error::SelfSigned {
-                        names: names.join(","),
-                        source,
-                    }
-                })?;
+            let generated = self_signed(names).map_err(|source| Error::SelfSigned {
+                names: names.join(","),
+                source,
+            })?;
             let cert_der = generated.cert.der().clone();
             let key_der = PrivateKeyDer::Pkcs8(generated.key_pair.serialize_der().into());
             let signing = provider
@@ -238,6 +235,28 @@ fn load_one(source: &CertSource, provider: &CryptoProvider) -> Result<Entry> {
             })
         }
     }
+}
+
+/// How long a `--self-signed` certificate is valid: long enough for any development
+/// session, short enough to satisfy certificate-lifespan checks (Mozilla's profiles
+/// allow at most 398 days). It starts a day back to tolerate clock skew.
+const SELF_SIGNED_DAYS: i64 = 90;
+
+/// A fresh ECDSA P-256 certificate and key for `names` (DNS names or IP addresses), with
+/// the first name as its common name.
+fn self_signed(names: &[String]) -> std::result::Result<rcgen::CertifiedKey, rcgen::Error> {
+    let mut params = rcgen::CertificateParams::new(names.to_vec())?;
+    if let Some(first) = names.first() {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, first.as_str());
+    }
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(SELF_SIGNED_DAYS);
+    let key_pair = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key_pair)?;
+    Ok(rcgen::CertifiedKey { cert, key_pair })
 }
 
 /// The DNS names of a certificate's subjectAltName, lowercased (wildcards kept as `*.x`).
@@ -345,6 +364,22 @@ mod tests {
 
     fn self_signed(names: &[&str]) -> CertSource {
         CertSource::SelfSigned(names.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn a_self_signed_certificate_is_short_lived_and_names_its_hosts() {
+        let generated = super::self_signed(&["dev.test".into(), "127.0.0.1".into()]).unwrap();
+        let params = generated.cert.params();
+        let now = time::OffsetDateTime::now_utc();
+        assert!(params.not_before < now && now < params.not_after);
+        let lifespan = params.not_after - params.not_before;
+        assert!(lifespan <= time::Duration::days(398), "{lifespan}");
+        let names = dns_names(generated.cert.der()).unwrap();
+        assert_eq!(names, ["dev.test"]);
+        assert!(matches!(
+            params.subject_alt_names[1],
+            rcgen::SanType::IpAddress(_)
+        ));
     }
 
     #[test]
