@@ -6,7 +6,7 @@
 //! does not implement is a warning) while a typo never passes (an unknown name is an error
 //! with a suggestion).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 
 /// Where a directive may appear (Apache's "Context" line).
@@ -57,6 +57,8 @@ impl Contexts {
 pub struct Info {
     /// The name as Apache's manual spells it.
     pub name: &'static str,
+    /// The name in lowercase: the key code matches on.
+    pub key: &'static str,
     pub contexts: Contexts,
     pub module: &'static str,
     /// `<Name>` … `</Name>`.
@@ -230,23 +232,27 @@ pub const PROVIDED_MODULES: &[&str] = &[
     "brotli",
 ];
 
-fn table() -> &'static HashMap<String, Info> {
-    static TABLE: OnceLock<HashMap<String, Info>> = OnceLock::new();
+/// Keyed by the lowercase name's bytes, with a fast hash: every directive of a config is
+/// looked up here, several times.
+fn table() -> &'static FxHashMap<&'static [u8], Info> {
+    static TABLE: OnceLock<FxHashMap<&'static [u8], Info>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut map = HashMap::new();
+        let mut map = FxHashMap::default();
         for line in include_str!("directives.tsv").lines().skip(1) {
             let cols: Vec<&'static str> = line.split('\t').collect();
             let [name, syntax, _default, contexts, _status, module, ..] = cols[..] else {
                 continue;
             };
+            let key: &'static str = Box::leak(name.to_ascii_lowercase().into_boxed_str());
             let info = Info {
                 name,
+                key,
                 contexts: Contexts::parse(contexts),
                 module,
                 section: syntax.starts_with('<'),
                 implemented: IMPLEMENTED.iter().any(|n| n.eq_ignore_ascii_case(name)),
             };
-            map.insert(name.to_ascii_lowercase(), info);
+            map.insert(key.as_bytes(), info);
         }
         map
     })
@@ -254,7 +260,12 @@ fn table() -> &'static HashMap<String, Info> {
 
 /// Looks a directive or section name up, case-insensitively.
 pub fn lookup(name: &str) -> Option<&'static Info> {
-    table().get(&name.to_ascii_lowercase())
+    // Every known name is short: lowercase it on the stack, not in a new String.
+    let mut buf = [0u8; 40];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name.as_bytes());
+    lower.make_ascii_lowercase();
+    table().get(&*lower)
 }
 
 /// The closest known name to an unknown one, if it is close enough to be a typo.
@@ -267,7 +278,7 @@ pub fn suggest(name: &str) -> Option<&'static str> {
     table()
         .values()
         .map(|info| {
-            let score = strsim::jaro_winkler(&lower, &info.name.to_ascii_lowercase());
+            let score = strsim::jaro_winkler(&lower, info.key);
             (score, info.name)
         })
         .filter(|(score, _)| *score > 0.85)

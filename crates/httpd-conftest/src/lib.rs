@@ -124,6 +124,11 @@ fn finish(loader: load::Loader, tree: Vec<tree::Directive>) -> Loaded {
         ..
     } = loader;
     let config = validate::Validator::new(&mut diagnostics, server_root).build(&tree);
+    // Freeing a large tree node by node takes a while; nobody needs to wait for it. (If
+    // the thread cannot start, the closure and the tree are dropped here instead.)
+    if tree.len() > 1000 {
+        let _ = std::thread::Builder::new().spawn(move || drop(tree));
+    }
     lint::lint(&config, &mut diagnostics);
     // Each file's problems together, in line order; files in the order first seen.
     let mut order: Vec<PathBuf> = Vec::new();

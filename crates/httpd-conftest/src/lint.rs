@@ -17,16 +17,15 @@ pub(crate) fn lint(config: &Config, out: &mut Vec<Diagnostic>) {
 /// Two virtual hosts on the same address with the same ServerName: the second never
 /// answers.
 fn duplicate_server_names(config: &Config, out: &mut Vec<Diagnostic>) {
-    let mut seen: HashMap<(String, String), &crate::model::VirtualHost> = HashMap::new();
+    type Key = (Option<std::net::IpAddr>, Option<u16>, String);
+    let mut seen: HashMap<Key, &crate::model::VirtualHost> =
+        HashMap::with_capacity(config.vhosts.len());
     for v in &config.vhosts {
         let Some(name) = &v.host.server_name else {
             continue;
         };
         for addr in &v.addrs {
-            let key = (
-                format!("{:?}:{:?}", addr.ip, addr.port),
-                name.to_ascii_lowercase(),
-            );
+            let key = (addr.ip, addr.port, name.to_ascii_lowercase());
             if let Some(first) = seen.get(&key) {
                 out.push(Diagnostic::warning(
                     &v.loc,

@@ -102,7 +102,7 @@ impl Loader {
     }
 
     fn read_text(&mut self, file: &Arc<Path>, bytes: &[u8]) -> Vec<Directive> {
-        if let Some(offset) = bytes.iter().position(|b| *b == 0) {
+        if let Some(offset) = memchr::memchr(0, bytes) {
             let text = String::from_utf8_lossy(&bytes[..offset]);
             let line = text.matches('\n').count() as u32 + 1;
             let column = text.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
@@ -118,7 +118,11 @@ impl Loader {
             ));
             return Vec::new();
         }
-        let text: Arc<str> = Arc::from(String::from_utf8_lossy(bytes).as_ref());
+        // Valid UTF-8 (the usual case) is checked by the fast validator and copied once.
+        let text: Arc<str> = match std::str::from_utf8(bytes) {
+            Ok(text) => Arc::from(text),
+            Err(_) => Arc::from(String::from_utf8_lossy(bytes).as_ref()),
+        };
         self.sources.insert(file, text.clone());
         let raw = self.nest(file, &text);
         let mut out = Vec::new();
@@ -137,48 +141,48 @@ impl Loader {
             inactive: false,
         }];
         let mut too_deep = 0usize;
-        syntax::for_each_line(text, |item| {
-            let line = match item {
-                Ok(line) => line,
-                Err(e) => {
-                    self.diagnostics
-                        .push(Diagnostic::error(&loc(file, e.pos), e.message));
-                    return;
-                }
-            };
-            match line.kind {
-                LineKind::Directive { name, args } => {
-                    if too_deep > 0 {
-                        return;
-                    }
-                    let d = directive(file, name, args, None);
-                    push_child(&mut stack, d);
-                }
+        // Lines become directives on the threads that parse them; nesting is in order here.
+        let to_item = |parsed: Result<syntax::Line, syntax::SyntaxError>| match parsed {
+            Err(e) => Item::Error(Diagnostic::error(&loc(file, e.pos), e.message)),
+            Ok(line) => match line.kind {
+                LineKind::Directive { name, args } => Item::Leaf(directive(file, name, args, None)),
                 LineKind::Open { name, args } => {
-                    if too_deep > 0 || stack.len() > MAX_NESTING {
-                        if too_deep == 0 {
-                            self.diagnostics.push(Diagnostic::error(
-                                &loc(file, line.pos),
-                                format!(
-                                    "sections are nested more than {MAX_NESTING} deep; the rest of this section is not read"
-                                ),
-                            ));
-                        }
-                        too_deep += 1;
-                        return;
-                    }
                     let mut section = directive(file, name, args, Some(Vec::new()));
                     // A section is located at its '<', where the reader's eye goes.
                     section.loc = loc(file, line.pos);
-                    stack.push(section);
+                    Item::Open(section)
                 }
-                LineKind::Close { name } => {
-                    if too_deep > 0 {
-                        too_deep -= 1;
-                        return;
+                LineKind::Close { name } => Item::Close(name),
+            },
+        };
+        syntax::for_each_line_mapped(text, to_item, |item| match item {
+            Item::Error(diagnostic) => self.diagnostics.push(diagnostic),
+            Item::Leaf(d) => {
+                if too_deep == 0 {
+                    push_child(&mut stack, d);
+                }
+            }
+            Item::Open(section) => {
+                if too_deep > 0 || stack.len() > MAX_NESTING {
+                    if too_deep == 0 {
+                        self.diagnostics.push(Diagnostic::error(
+                            &section.loc,
+                            format!(
+                                "sections are nested more than {MAX_NESTING} deep; the rest of this section is not read"
+                            ),
+                        ));
                     }
-                    self.close(file, &mut stack, name);
+                    too_deep += 1;
+                    return;
                 }
+                stack.push(section);
+            }
+            Item::Close(name) => {
+                if too_deep > 0 {
+                    too_deep -= 1;
+                    return;
+                }
+                self.close(file, &mut stack, name);
             }
         });
         while stack.len() > 1 {
@@ -235,8 +239,9 @@ impl Loader {
             if !inactive {
                 self.substitute(&mut d);
             }
-            let name = d.name.to_ascii_lowercase();
-            match name.as_str() {
+            // The lowercase name of a known directive (no allocation per directive).
+            let name = crate::directives::lookup(&d.name).map_or("", |i| i.key);
+            match name {
                 "define" if !inactive && !d.is_section() => self.define(&d),
                 "undefine" if !inactive && !d.is_section() => {
                     if let Some(a) = d.args.first() {
@@ -272,7 +277,7 @@ impl Loader {
                 _ => {}
             }
             if let Some(children) = d.children.take() {
-                let mut body = Vec::new();
+                let mut body = Vec::with_capacity(children.len());
                 self.resolve(children, inactive, depth + 1, &mut body);
                 d.children = Some(body);
             }
@@ -593,6 +598,14 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// A parsed line, made into the tree's types (see [`Loader::nest`]).
+enum Item {
+    Error(Diagnostic),
+    Leaf(Directive),
+    Open(Directive),
+    Close(Word),
 }
 
 fn loc(file: &Arc<Path>, pos: syntax::Pos) -> Loc {

@@ -72,13 +72,89 @@ pub fn parse_file(text: &str) -> (Vec<Line>, Vec<SyntaxError>) {
     (lines, errors)
 }
 
-/// Parses a file line by line, handing each significant line (or syntax error) to `f` as
-/// soon as it is read, so a large file is never held twice in memory.
-pub fn for_each_line(text: &str, mut f: impl FnMut(Result<Line, SyntaxError>)) {
+/// Below this size a file is parsed on the calling thread alone.
+const PARALLEL_MIN: usize = 512 * 1024;
+
+/// Parses a file line by line, handing each significant line (or syntax error) to `f` in
+/// file order. A large file is cut at line boundaries into one piece per CPU: the calling
+/// thread parses the first piece and streams it to `f` while other threads parse the
+/// rest, whose lines follow in order.
+pub fn for_each_line(text: &str, f: impl FnMut(Result<Line, SyntaxError>)) {
+    for_each_line_mapped(text, |item| item, f);
+}
+
+/// [`for_each_line`], with `map` applied to each item on the thread that parsed it (the
+/// caller's conversion of lines into its own types runs in parallel too).
+pub fn for_each_line_mapped<T: Send>(
+    text: &str,
+    map: impl Fn(Result<Line, SyntaxError>) -> T + Sync,
+    mut f: impl FnMut(T),
+) {
+    let pieces = split_for_threads(text);
+    if pieces.len() == 1 {
+        return lines_from(text, 1, |item| f(map(item)));
+    }
+    let map = &map;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = pieces[1..]
+            .iter()
+            .map(|&(piece, first_line)| {
+                scope.spawn(move || {
+                    let mut items = Vec::new();
+                    lines_from(piece, first_line, |item| items.push(map(item)));
+                    items
+                })
+            })
+            .collect();
+        lines_from(pieces[0].0, 1, |item| f(map(item)));
+        for worker in workers {
+            match worker.join() {
+                Ok(items) => items.into_iter().for_each(&mut f),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+}
+
+/// Cuts `text` into up to one piece per CPU, each with the file line it starts on. A cut
+/// falls just after a newline that ends a logical line (not one continued by a
+/// backslash), so no piece starts inside a directive.
+fn split_for_threads(text: &str) -> Vec<(&str, u32)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads < 2 || text.len() < PARALLEL_MIN {
+        return vec![(text, 1)];
+    }
+    let bytes = text.as_bytes();
+    let mut pieces = Vec::with_capacity(threads);
+    let (mut start, mut line) = (0usize, 1u32);
+    for i in 1..threads {
+        let mut at = (bytes.len() * i / threads).max(start);
+        let cut = loop {
+            let Some(nl) = memchr::memchr(b'\n', &bytes[at..]).map(|n| at + n) else {
+                break None;
+            };
+            let before = &bytes[start..nl];
+            let before = before.strip_suffix(b"\r").unwrap_or(before);
+            if before.last() != Some(&b'\\') {
+                break Some(nl + 1);
+            }
+            at = nl + 1;
+        };
+        let Some(cut) = cut else { break };
+        pieces.push((&text[start..cut], line));
+        line += memchr::memchr_iter(b'\n', &bytes[start..cut]).count() as u32;
+        start = cut;
+    }
+    pieces.push((&text[start..], line));
+    pieces
+}
+
+/// Parses `text`, whose first line is line `first_line` of its file.
+fn lines_from(text: &str, first_line: u32, mut f: impl FnMut(Result<Line, SyntaxError>)) {
     let mut pending: Option<Logical<'_>> = None;
     for (idx, raw) in text.split('\n').enumerate() {
         let pos = Pos {
-            line: idx as u32 + 1,
+            line: first_line + idx as u32,
             column: 1,
         };
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
@@ -91,6 +167,7 @@ pub fn for_each_line(text: &str, mut f: impl FnMut(Result<Line, SyntaxError>)) {
                 text: std::borrow::Cow::Borrowed(body),
                 first: pos,
                 more: Vec::new(),
+                ascii: false,
             },
             Some(mut prev) => {
                 let start = prev.text.len();
@@ -102,15 +179,17 @@ pub fn for_each_line(text: &str, mut f: impl FnMut(Result<Line, SyntaxError>)) {
         if continued {
             pending = Some(logical);
         } else {
-            handle(&logical, &mut f);
+            let mut logical = logical;
+            handle(&mut logical, &mut f);
         }
     }
-    if let Some(last) = pending {
-        handle(&last, &mut f);
+    if let Some(mut last) = pending {
+        handle(&mut last, &mut f);
     }
 }
 
-fn handle(logical: &Logical<'_>, f: &mut impl FnMut(Result<Line, SyntaxError>)) {
+fn handle(logical: &mut Logical<'_>, f: &mut impl FnMut(Result<Line, SyntaxError>)) {
+    logical.ascii = logical.text.is_ascii();
     if logical.text.len() > MAX_LINE {
         f(Err(SyntaxError {
             pos: logical.pos_at(0),
@@ -135,6 +214,8 @@ struct Logical<'a> {
     first: Pos,
     /// For continuation lines: (byte offset in `text`, position in the file of that byte).
     more: Vec<(usize, Pos)>,
+    /// The text is all ASCII, so a column is a byte offset.
+    ascii: bool,
 }
 
 impl Logical<'_> {
@@ -144,7 +225,13 @@ impl Logical<'_> {
             0 => (0, self.first),
             i => self.more[i - 1],
         };
-        let chars = self.text[start..offset].chars().count() as u32;
+        let piece = &self.text[start..offset];
+        // Columns count characters; in ASCII text (nearly every config) that is bytes.
+        let chars = if self.ascii {
+            piece.len()
+        } else {
+            piece.chars().count()
+        } as u32;
         Pos {
             line: pos.line,
             column: pos.column + chars,

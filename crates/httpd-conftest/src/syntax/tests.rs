@@ -122,3 +122,34 @@ fn crlf_and_junk_do_not_panic() {
     let _ = parse_file("<");
     let _ = parse_file("\"");
 }
+
+#[test]
+fn a_large_file_parses_the_same_in_pieces_as_in_one() {
+    // Continuations, CRLF, quotes, errors and non-ASCII text spread through a file big
+    // enough to be cut into pieces for several threads.
+    let mut text = String::new();
+    for i in 0..80_000 {
+        match i % 7 {
+            0 => text.push_str(&format!("<VirtualHost *:80>\n  ServerName s{i}.example\n")),
+            1 => text.push_str("  Header set X-A \\\n     \"b c\" \\\n  d\n"),
+            2 => text.push_str("  # comment \\\n\r\n"),
+            3 => text.push_str(&format!("  Alias /é{i}/ \"/srv/ü\"\r\n")),
+            4 => text.push_str("  Broken \"unterminated\n"),
+            5 => text.push_str("</VirtualHost>\n\n"),
+            _ => text.push_str("Define X\\\n"),
+        }
+    }
+    assert!(text.len() > 2 * super::PARALLEL_MIN);
+    let mut whole = Vec::new();
+    super::lines_from(&text, 1, |item| whole.push(item));
+    let mut pieces = Vec::new();
+    super::for_each_line(&text, |item| pieces.push(item));
+    assert_eq!(whole.len(), pieces.len());
+    assert!(whole == pieces, "parsing in pieces changed the result");
+    let cuts = super::split_for_threads(&text);
+    let joined: String = cuts.iter().map(|(piece, _)| *piece).collect();
+    assert_eq!(joined, text);
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        assert!(cuts.len() > 1, "the file was not cut");
+    }
+}

@@ -114,7 +114,7 @@ impl Validator<'_> {
 
     /// Whether `p` is a directory, a file or missing (cached: paths repeat across vhosts).
     pub(super) fn file_kind(&mut self, p: &Path) -> FileKind {
-        if let Some(k) = self.file_kinds.get(p) {
+        if let Some(k) = self.file_kinds.get(p.as_os_str()) {
             return *k;
         }
         let kind = match std::fs::metadata(p) {
@@ -122,7 +122,7 @@ impl Validator<'_> {
             Ok(_) => FileKind::File,
             Err(_) => FileKind::Missing,
         };
-        self.file_kinds.insert(p.to_path_buf(), kind);
+        self.file_kinds.insert(p.as_os_str().to_owned(), kind);
         kind
     }
 }

@@ -43,17 +43,17 @@ impl Validator<'_> {
             "include" | "includeoptional" => {} // the loader handled them
             "pidfile" => {
                 if let Some(a) = self.one(d) {
-                    self.server.pid_file = Some(self.rooted(&a.value));
+                    self.server_mut().pid_file = Some(self.rooted(&a.value));
                 }
             }
             "maxrequestworkers" => {
                 if let Some(n) = self.number(d, 1, 1_000_000) {
-                    self.server.max_request_workers = n as u32;
+                    self.server_mut().max_request_workers = n as u32;
                 }
             }
             "gracefulshutdowntimeout" => {
                 if let Some(n) = self.number(d, 0, 86_400) {
-                    self.server.graceful_shutdown_timeout = Duration::from_secs(n);
+                    self.server_mut().graceful_shutdown_timeout = Duration::from_secs(n);
                 }
             }
             "servertokens" => {
@@ -70,7 +70,7 @@ impl Validator<'_> {
                         "Full",
                     ],
                 ) {
-                    self.server.server_tokens = match v.as_str() {
+                    self.server_mut().server_tokens = match v.as_str() {
                         "prod" | "productonly" => ServerTokens::Prod,
                         "major" => ServerTokens::Major,
                         "minor" => ServerTokens::Minor,
@@ -82,7 +82,7 @@ impl Validator<'_> {
             }
             "traceenable" => {
                 if let Some(v) = self.keyword(d, &["On", "Off", "Extended"]) {
-                    self.server.trace_enable = v != "off";
+                    self.server_mut().trace_enable = v != "off";
                 }
             }
             "user" | "group" => {
@@ -107,25 +107,25 @@ impl Validator<'_> {
                     }
                     let v = Some(a.value.clone());
                     if name == "user" {
-                        self.server.user = v;
+                        self.server_mut().user = v;
                     } else {
-                        self.server.group = v;
+                        self.server_mut().group = v;
                     }
                 }
             }
             "limitrequestfields" => {
                 if let Some(n) = self.number(d, 0, 32_767) {
-                    self.server.limit_request_fields = n as u32;
+                    self.server_mut().limit_request_fields = n as u32;
                 }
             }
             "limitrequestfieldsize" => {
                 if let Some(n) = self.number(d, 1, 65_536) {
-                    self.server.limit_request_field_size = n as u32;
+                    self.server_mut().limit_request_field_size = n as u32;
                 }
             }
             "limitrequestline" => {
                 if let Some(n) = self.number(d, 1, 65_536) {
-                    self.server.limit_request_line = n as u32;
+                    self.server_mut().limit_request_line = n as u32;
                 }
             }
             // The second number (nested subrequests) has nothing to limit: httpd makes
@@ -144,14 +144,14 @@ impl Validator<'_> {
                         }
                     }
                     if let Ok(n @ 1..) = a.value.parse::<u32>() {
-                        self.server.limit_internal_recursion = n;
+                        self.server_mut().limit_internal_recursion = n;
                     }
                 }
                 _ => self.error(&d.loc, "LimitInternalRecursion takes one or two numbers"),
             },
             "extendedstatus" => {
                 if let Some(b) = self.flag(d) {
-                    self.server.extended_status = b;
+                    self.server_mut().extended_status = b;
                 }
             }
             "typesconfig" => {

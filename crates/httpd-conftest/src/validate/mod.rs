@@ -49,8 +49,25 @@ pub(crate) struct Validator<'a> {
     /// warning per directive and file says it, with the count.
     unsupported:
         std::collections::HashMap<(std::sync::Arc<std::path::Path>, String), (usize, usize)>,
+    /// A directive changed a server-wide setting (see [`Validator::server_mut`]).
+    server_touched: bool,
+    /// Many virtual hosts may be validated on several threads (off to compare in tests).
+    parallel: bool,
     /// What each path checked so far is: 10,000 virtual hosts often share one DocumentRoot.
-    file_kinds: std::collections::HashMap<PathBuf, FileKind>,
+    /// Keyed by the path's bytes: hashing a `Path` walks its components.
+    file_kinds: rustc_hash::FxHashMap<std::ffi::OsString, FileKind>,
+}
+
+/// A worker validator's findings (see [`Validator::vhosts_in_parallel`]).
+struct Part {
+    vhosts: Vec<VirtualHost>,
+    log_formats: BTreeMap<String, String>,
+    listen: Vec<Listen>,
+    balancers: BTreeMap<String, Balancer>,
+    pending_nicknames: Vec<(String, Loc)>,
+    unsupported:
+        std::collections::HashMap<(std::sync::Arc<std::path::Path>, String), (usize, usize)>,
+    server_touched: bool,
 }
 
 /// What a path names on this machine.
@@ -72,9 +89,17 @@ impl<'a> Validator<'a> {
             balancers: BTreeMap::new(),
             server_root,
             pending_nicknames: Vec::new(),
-            file_kinds: std::collections::HashMap::new(),
+            file_kinds: rustc_hash::FxHashMap::default(),
             unsupported: std::collections::HashMap::new(),
+            server_touched: false,
+            parallel: true,
         }
+    }
+
+    /// The server-wide settings, for a directive that changes them.
+    pub(super) fn server_mut(&mut self) -> &mut ServerSettings {
+        self.server_touched = true;
+        &mut self.server
     }
 
     pub(super) fn report(&mut self, mut d: Diagnostic) {
@@ -132,24 +157,7 @@ impl<'a> Validator<'a> {
         let mut base = main.clone();
         base.server_name = None;
         base.server_alias.clear();
-        let mut vhosts = Vec::with_capacity(vhost_nodes.len());
-        for d in vhost_nodes {
-            let addrs = self.vhost_addrs(d);
-            let mut host = base.clone();
-            // Logs and sections are inherited only if the vhost defines none of its own.
-            let inherited_logs = std::mem::take(&mut host.custom_logs);
-            for child in d.children.as_deref().unwrap_or_default() {
-                self.directive(child, Scope::VirtualHost, &mut host, None);
-            }
-            if host.custom_logs.is_empty() {
-                host.custom_logs = inherited_logs;
-            }
-            vhosts.push(VirtualHost {
-                addrs,
-                host,
-                loc: d.loc.clone(),
-            });
-        }
+        let mut vhosts = self.vhosts_in_parallel(&vhost_nodes, &base);
         for (nick, loc) in std::mem::take(&mut self.pending_nicknames) {
             if !self.log_formats.contains_key(&nick) {
                 let suggestion = self
@@ -187,6 +195,127 @@ impl<'a> Validator<'a> {
             vhosts,
             log_formats: self.log_formats,
             balancers: self.balancers,
+        }
+    }
+
+    /// Validates virtual hosts in order, starting each from `base`.
+    fn vhosts(&mut self, nodes: &[&Directive], base: &Host) -> Vec<VirtualHost> {
+        let mut vhosts = Vec::with_capacity(nodes.len());
+        for d in nodes {
+            let addrs = self.vhost_addrs(d);
+            let mut host = base.clone();
+            // Logs and sections are inherited only if the vhost defines none of its own.
+            let inherited_logs = std::mem::take(&mut host.custom_logs);
+            for child in d.children.as_deref().unwrap_or_default() {
+                self.directive(child, Scope::VirtualHost, &mut host, None);
+            }
+            if host.custom_logs.is_empty() {
+                host.custom_logs = inherited_logs;
+            }
+            vhosts.push(VirtualHost {
+                addrs,
+                host,
+                loc: d.loc.clone(),
+            });
+        }
+        vhosts
+    }
+
+    /// [`Validator::vhosts`], with many virtual hosts cut into one run per CPU: each
+    /// later run starts from a validator that knows what the server part said, and its
+    /// findings are merged in config order, so the result is the sequential one. A run
+    /// whose virtual hosts change server-wide settings is done again in sequence, since
+    /// those settings carry from one virtual host to the next.
+    fn vhosts_in_parallel(&mut self, nodes: &[&Directive], base: &Host) -> Vec<VirtualHost> {
+        const PER_THREAD_MIN: usize = 500;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get().min(8))
+            .min(nodes.len() / PER_THREAD_MIN);
+        if threads < 2 || !self.parallel {
+            return self.vhosts(nodes, base);
+        }
+        let chunks: Vec<&[&Directive]> = nodes.chunks(nodes.len().div_ceil(threads)).collect();
+        let server = self.server.clone();
+        let root = self.server_root.clone();
+        let done = std::thread::scope(|scope| {
+            let workers: Vec<_> = chunks[1..]
+                .iter()
+                .map(|chunk| {
+                    let (server, root) = (server.clone(), root.clone());
+                    scope.spawn(move || {
+                        let mut diagnostics = Vec::new();
+                        let mut worker = Validator::new(&mut diagnostics, root);
+                        worker.server = server;
+                        worker.log_formats.clear();
+                        let vhosts = worker.vhosts(chunk, base);
+                        let part = worker.into_part(vhosts);
+                        (part, diagnostics)
+                    })
+                })
+                .collect();
+            self.server_touched = false;
+            let mut vhosts = self.vhosts(chunks[0], base);
+            for (chunk, worker) in chunks[1..].iter().zip(workers) {
+                let (part, diagnostics) = match worker.join() {
+                    Ok(done) => done,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                if self.server_touched || part.server_touched {
+                    vhosts.extend(self.vhosts(chunk, base));
+                } else {
+                    self.merge(part, diagnostics, &mut vhosts);
+                }
+            }
+            vhosts
+        });
+        done
+    }
+
+    /// What a worker validator found, to merge into the main one.
+    fn into_part(self, vhosts: Vec<VirtualHost>) -> Part {
+        Part {
+            vhosts,
+            log_formats: self.log_formats,
+            listen: self.listen,
+            balancers: self.balancers,
+            pending_nicknames: self.pending_nicknames,
+            unsupported: self.unsupported,
+            server_touched: self.server_touched,
+        }
+    }
+
+    /// Adds a later run's findings, as if this validator had gone on to validate them.
+    fn merge(&mut self, part: Part, diagnostics: Vec<Diagnostic>, vhosts: &mut Vec<VirtualHost>) {
+        vhosts.extend(part.vhosts);
+        self.log_formats.extend(part.log_formats);
+        self.listen.extend(part.listen);
+        for (name, balancer) in part.balancers {
+            let into = self.balancers.entry(name).or_default();
+            into.members.extend(balancer.members);
+            into.params.extend(balancer.params);
+        }
+        self.pending_nicknames.extend(part.pending_nicknames);
+        // A "not supported" warning the main run already gave only gains a count.
+        let mut diagnostics: Vec<Option<Diagnostic>> = diagnostics.into_iter().map(Some).collect();
+        let mut firsts = Vec::new();
+        for (key, (index, count)) in part.unsupported {
+            match self.unsupported.get_mut(&key) {
+                Some(seen) => {
+                    seen.1 += count;
+                    diagnostics[index] = None;
+                }
+                None => firsts.push((index, key, count)),
+            }
+        }
+        let mut new_index = Vec::with_capacity(diagnostics.len());
+        for d in diagnostics {
+            new_index.push(self.diagnostics.len());
+            if let Some(d) = d {
+                self.diagnostics.push(d);
+            }
+        }
+        for (index, key, count) in firsts {
+            self.unsupported.insert(key, (new_index[index], count));
         }
     }
 
@@ -295,19 +424,19 @@ impl<'a> Validator<'a> {
             self.unsupported(d, info);
             return;
         }
-        let name = info.name.to_ascii_lowercase();
+        let name = info.key;
         if d.is_section() {
-            self.section(d, &name, scope, host, dir);
+            self.section(d, name, scope, host, dir);
             return;
         }
-        if self.host_directive(d, &name, scope, host) {
+        if self.host_directive(d, name, scope, host) {
             return;
         }
         let target = match dir {
             Some(p) => p,
             None => &mut host.dir,
         };
-        self.dir_directive(d, &name, scope, target);
+        self.dir_directive(d, name, scope, target);
     }
 
     /// A section httpd implements.

@@ -15,11 +15,16 @@ pub(crate) fn valid_token(s: &str) -> bool {
 
 /// A host name (letters, digits, `-`, `.`), an IP, optionally with scheme and port.
 pub(crate) fn valid_server_name(name: &str) -> bool {
-    let name = strip_scheme_port(name);
+    let name = host_of(name);
     if name.is_empty() || name.len() > 253 {
         return false;
     }
-    if name.parse::<IpAddr>().is_ok() {
+    // Only a name of digits, dots and colons can be an address; skip the parse otherwise.
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
+        && name.parse::<IpAddr>().is_ok()
+    {
         return true;
     }
     name.split('.').all(|label| {
@@ -34,15 +39,19 @@ pub(crate) fn valid_server_name(name: &str) -> bool {
 /// `https://www.example.com:443` → `www.example.com` (ServerName accepts
 /// `[scheme://]name[:port]`).
 pub(crate) fn strip_scheme_port(name: &str) -> String {
+    host_of(name).to_ascii_lowercase()
+}
+
+/// The host part of `[scheme://]name[:port]`, as written.
+fn host_of(name: &str) -> &str {
     let rest = name.split_once("://").map(|(_, r)| r).unwrap_or(name);
     if let Some(v6) = rest.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or("").to_string();
+        return v6.split(']').next().unwrap_or("");
     }
     match rest.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host.to_string(),
-        _ => rest.to_string(),
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => rest,
     }
-    .to_ascii_lowercase()
 }
 
 pub(crate) fn valid_substitute(s: &str) -> bool {
