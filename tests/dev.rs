@@ -983,6 +983,52 @@ fn noise_files_do_not_reload_browsers() {
     assert!(ev.contains("event: reload\ndata: index.html\n"), "{ev:?}");
 }
 
+/// An app that logs each request to a file and records it in a SQLite database, both in
+/// the project directory (where httpd-dev watches for source changes).
+const WRITING_APP: &str = r#"import os, sqlite3, http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open("app.log", "a") as f:
+            f.write("GET %s\n" % self.path)
+        db = sqlite3.connect("data.sqlite3")
+        db.execute("create table if not exists hits (path text)")
+        db.execute("insert into hits values (?)", (self.path,))
+        db.commit()
+        db.close()
+        b = ("<html><body>app pid=%d %s</body></html>" % (os.getpid(), self.path)).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+/// What the app writes as it runs (its log, its SQLite database and journal) is not a
+/// source change: only the edit of app.py restarts it.
+#[test]
+fn files_the_app_writes_do_not_restart_it() {
+    let sb = site();
+    sb.write("app.py", WRITING_APP);
+    let (server, addr) = start(&sb, &["--app", "python3 app.py"]);
+    let first = app_pid(&get_until(addr, "/x", |r| r.contains("app pid=")));
+    for i in 0..5 {
+        get(addr, &format!("/y{i}"));
+    }
+    assert!(sb.read("app.log").contains("GET /y4"));
+    sb.write("app.py", format!("{WRITING_APP}# edited\n"));
+    let r = get_until(addr, "/z", |r| {
+        r.contains("app pid=") && app_pid(r) != first
+    });
+    let _ = app_pid(&r);
+    let source = sb.path().canonicalize().unwrap().join("app.py");
+    let edit = format!("Changed: {}", source.display());
+    // Printed in order: a change the writes had made would come before the edit's line.
+    wait_for_text(&server, &edit);
+    let out = server.output();
+    let changes: Vec<&str> = out.lines().filter(|l| l.starts_with("Changed:")).collect();
+    assert_eq!(changes, [edit.as_str()], "{out}");
+}
+
 /// A burst of writes (a save that touches many files, a `git checkout`) is one reload.
 #[test]
 fn a_burst_of_writes_is_one_reload() {

@@ -1,5 +1,6 @@
 //! File watching: native events (inotify) or `--poll`, filtered (editor swap files, `.git`,
-//! `target/`, `node_modules/`) and debounced into batches of changed paths.
+//! `target/`, `node_modules/`, and what a running app writes itself: logs, SQLite
+//! databases and their journals) and debounced into batches of changed paths.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -11,7 +12,9 @@ use crate::error::Error;
 
 pub const DEBOUNCE: Duration = Duration::from_millis(80);
 
-/// Whether a change to `path` is noise: editor swap and backup files, VCS and build dirs.
+/// Whether a change to `path` is noise: editor swap and backup files, VCS and build dirs,
+/// and files an app writes as it runs (a log or a SQLite database in the project directory
+/// would otherwise restart the app at every request, or in a loop at start-up).
 pub fn ignored(path: &Path) -> bool {
     let dir_noise = path.components().any(|c| {
         matches!(
@@ -23,9 +26,12 @@ pub fn ignored(path: &Path) -> bool {
     dir_noise
         || name.ends_with('~')
         || name.starts_with(".#")
-        || [".swp", ".swo", ".swx", ".tmp", ".pyc"]
-            .iter()
-            .any(|s| name.ends_with(s))
+        || [
+            ".swp", ".swo", ".swx", ".tmp", ".pyc", ".log", ".pid", ".sqlite", ".sqlite3", ".db",
+            "-journal", "-wal", "-shm",
+        ]
+        .iter()
+        .any(|s| name.ends_with(s))
         || name == "4913"
 }
 
@@ -118,6 +124,12 @@ mod tests {
             ("/s/index.html~", true),
             ("/s/.#index.html", true),
             ("/s/4913", true),
+            ("/p/app.log", true),
+            ("/p/db.sqlite3", true),
+            ("/p/db.sqlite3-journal", true),
+            ("/p/data.db-wal", true),
+            ("/p/app.py", false),
+            ("/p/blog.html", false),
         ];
         for (p, want) in table {
             assert_eq!(ignored(Path::new(p)), want, "{p}");
