@@ -1,21 +1,23 @@
 //! The access log: Apache's LogFormat language, compiled once and rendered per request,
 //! and the sinks lines go to (a file opened for append, or a `|command` the server starts
-//! and restarts). Each line is written with a single write, so lines are never split or
-//! interleaved (a pipe write of at most PIPE_BUF bytes is atomic).
+//! and restarts). A file gets each line in a single write, so lines are never split or
+//! interleaved. A piped logger gets its lines through a bounded queue and one writer
+//! thread ([`Sink::Pipe`]): requests never wait for a stopped logger; whole lines only.
 //!
 //! Supported: `%%` `%a` `%A` `%b` `%B` `%D` `%h` `%H` `%I` `%l` `%m` `%O` `%p` `%P` `%q`
 //! `%r` `%s` `%>s` `%<s` `%t` `%{fmt}t` `%T` `%{ms|us|s}T` `%u` `%U` `%v` `%V` `%X`
 //! `%{Name}i` `%{Name}o` `%{Name}e` (always `-`); `%{…}C` (a cookie). The nickname
 //! `json` writes one JSON object per line instead.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
 
@@ -384,9 +386,12 @@ pub enum Sink {
         path: PathBuf,
         file: Mutex<File>,
     },
+    /// A piped logger: request handlers only queue the line ([`PipeQueue::push`]); one
+    /// writer thread per logger writes it, so a stopped or slow logger never holds up a
+    /// request.
     Pipe {
         command: String,
-        child: Mutex<Option<(Child, ChildStdin)>>,
+        queue: Arc<PipeQueue>,
     },
 }
 
@@ -402,19 +407,38 @@ impl Sink {
         })
     }
 
+    /// Starts the logger `command` (the text after `CustomLog "|`, see [`LoggerCommand`])
+    /// and the thread that feeds it.
     pub fn pipe(command: String) -> Result<Sink, Error> {
-        let child = spawn_logger(&command).map_err(|source| Error::Log {
+        let how = LoggerCommand::parse(&command).map_err(|msg| Error::Log {
+            target: format!("|{command}"),
+            source: io::Error::new(io::ErrorKind::InvalidInput, msg),
+        })?;
+        let child = spawn_logger(&how).map_err(|source| Error::Log {
             target: format!("|{command}"),
             source,
         })?;
-        Ok(Sink::Pipe {
-            command,
-            child: Mutex::new(Some(child)),
-        })
+        let queue = Arc::new(PipeQueue::default());
+        live_queues().push(Arc::downgrade(&queue));
+        let writer = PipeWriter {
+            command: command.clone(),
+            how,
+            queue: Arc::clone(&queue),
+            child: Some(child),
+            started: Instant::now(),
+        };
+        std::thread::Builder::new()
+            .name("piped-log".into())
+            .spawn(move || writer.run())
+            .map_err(|source| Error::Log {
+                target: format!("|{command}"),
+                source,
+            })?;
+        Ok(Sink::Pipe { command, queue })
     }
 
-    /// Writes one whole line. A piped logger that died is restarted and the line written
-    /// to the new one.
+    /// Writes one whole line (a file), or queues it for the piped logger, never waiting
+    /// for the logger (a full queue drops the line and counts it).
     pub fn write_line(&self, line: &str) {
         match self {
             Sink::File { path, file } => {
@@ -423,36 +447,7 @@ impl Sink {
                     tracing::error!(path = %path.display(), error = %e, "cannot write access log");
                 }
             }
-            Sink::Pipe { command, child } => {
-                let mut guard = child.lock().unwrap_or_else(|e| e.into_inner());
-                for attempt in 0..2 {
-                    if guard.is_none() {
-                        match spawn_logger(command) {
-                            Ok(c) => *guard = Some(c),
-                            Err(e) => {
-                                tracing::error!(command = %command, error = %e, "cannot restart piped logger");
-                                return;
-                            }
-                        }
-                    }
-                    let Some((_, stdin)) = guard.as_mut() else {
-                        return;
-                    };
-                    match stdin.write_all(line.as_bytes()) {
-                        Ok(()) => return,
-                        Err(e) => {
-                            if let Some((mut c, stdin)) = guard.take() {
-                                drop(stdin);
-                                let _ = c.kill();
-                                let _ = c.wait();
-                            }
-                            if attempt == 0 {
-                                tracing::warn!(command = %command, error = %e, "piped logger died; restarting it");
-                            }
-                        }
-                    }
-                }
-            }
+            Sink::Pipe { queue, .. } => queue.push(line),
         }
     }
 
@@ -478,15 +473,10 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        if let Sink::Pipe { child, .. } = self {
-            if let Some((mut c, stdin)) = child.get_mut().unwrap_or_else(|e| e.into_inner()).take()
-            {
-                // EOF tells the logger to finish; reap it without blocking the server.
-                drop(stdin);
-                std::thread::spawn(move || {
-                    let _ = c.wait();
-                });
-            }
+        if let Sink::Pipe { queue, .. } = self {
+            // The writer writes what is queued, then closes the pipe: EOF tells the logger
+            // to finish (a reload starts a new one, as Apache does).
+            queue.close();
         }
     }
 }
@@ -495,12 +485,120 @@ fn open_append(path: &PathBuf) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-fn spawn_logger(command: &str) -> io::Result<(Child, ChildStdin)> {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null());
+/// How a piped logger is started, by Apache 2.4's rules: `"|prog args"` and `"||prog
+/// args"` run the program directly, its arguments split like `apr_tokenize_to_argv` (see
+/// [`tokenize`]); `"|$command"` runs `/bin/sh -c command`. One difference: a command
+/// without `$` that uses shell syntax (`;`, `&`, `|`, `<`, `>`, `` ` ``, `$`, `(`, `)`,
+/// globs, a leading `VAR=`), which Apache would pass as literal arguments to the program,
+/// still goes through the shell, so configurations written for that keep working.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoggerCommand {
+    Shell(String),
+    Direct(Vec<String>),
+}
+
+impl LoggerCommand {
+    /// `spec` is the target without its first `|`.
+    pub fn parse(spec: &str) -> Result<LoggerCommand, String> {
+        let (explicit, rest) = match spec.strip_prefix('|') {
+            Some(r) => (true, r),
+            None => (false, spec),
+        };
+        if let Some(cmd) = rest.strip_prefix('$') {
+            let cmd = cmd.trim();
+            if cmd.is_empty() {
+                return Err("empty piped log command".into());
+            }
+            return Ok(LoggerCommand::Shell(cmd.to_string()));
+        }
+        let argv = tokenize(rest);
+        if argv.is_empty() {
+            return Err("empty piped log command".into());
+        }
+        if !explicit && uses_shell_syntax(rest, &argv[0]) {
+            return Ok(LoggerCommand::Shell(rest.trim().to_string()));
+        }
+        Ok(LoggerCommand::Direct(argv))
+    }
+}
+
+fn uses_shell_syntax(cmd: &str, program: &str) -> bool {
+    cmd.contains([
+        ';', '&', '|', '<', '>', '`', '$', '(', ')', '*', '?', '[', '\n',
+    ]) || program.contains('=')
+}
+
+/// Splits a command line into arguments as APR's `apr_tokenize_to_argv` does (Apache's
+/// piped logs use it): words separated by spaces and tabs; a word that starts with `"` or
+/// `'` runs to the matching quote (a quote inside a word is literal); a backslash before
+/// a space, tab or quote keeps it in the word; every unescaped backslash is then removed
+/// (`\\` is one backslash).
+pub fn tokenize(s: &str) -> Vec<String> {
+    let b = s.as_bytes();
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
+        }
+        if i >= b.len() {
+            return args;
+        }
+        let quote = match b[i] {
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                Some(q)
+            }
+            _ => None,
+        };
+        let start = i;
+        while i < b.len() {
+            let c = b[i];
+            if c == b'\\' && matches!(b.get(i + 1), Some(b' ' | b'\t' | b'"' | b'\'')) {
+                i += 2;
+                continue;
+            }
+            let end = match quote {
+                None => c == b' ' || c == b'\t',
+                Some(q) => c == q,
+            };
+            if end {
+                break;
+            }
+            i += 1;
+        }
+        let word = &s[start..i.min(b.len())];
+        if i < b.len() {
+            i += 1; // the separator or closing quote
+        }
+        let mut arg = String::with_capacity(word.len());
+        let mut escaped = false;
+        for c in word.chars() {
+            if !escaped && c == '\\' {
+                escaped = true;
+            } else {
+                escaped = false;
+                arg.push(c);
+            }
+        }
+        args.push(arg);
+    }
+}
+
+fn spawn_logger(how: &LoggerCommand) -> io::Result<(Child, ChildStdin)> {
+    let mut cmd = match how {
+        LoggerCommand::Shell(c) => {
+            let mut cmd = Command::new("/bin/sh");
+            cmd.arg("-c").arg(c);
+            cmd
+        }
+        LoggerCommand::Direct(argv) => {
+            let mut cmd = Command::new(&argv[0]);
+            cmd.args(&argv[1..]);
+            cmd
+        }
+    };
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null());
     // Started before root is given up: as the User already (see crate::privileges).
     crate::privileges::apply_to(&mut cmd);
     let mut child = cmd.spawn()?;
@@ -511,10 +609,233 @@ fn spawn_logger(command: &str) -> io::Result<(Child, ChildStdin)> {
     Ok((child, stdin))
 }
 
+/// Bytes of lines a piped logger's queue holds (beyond the kernel's 64 KiB pipe buffer)
+/// while the logger does not read; past that, new lines are dropped and counted.
+pub const PIPE_QUEUE_BYTES: usize = 1 << 20;
+/// Most bytes handed to one `write` of the pipe.
+const PIPE_BATCH_BYTES: usize = 256 * 1024;
+/// While lines are being dropped, how often the count is reported at the latest.
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// The lines waiting for one piped logger.
+#[derive(Default)]
+pub struct PipeQueue {
+    state: Mutex<QueueState>,
+    /// Lines arrived, or the queue was closed.
+    ready: Condvar,
+    /// The writer has nothing left (for [`drain_pipes`]).
+    idle: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    lines: VecDeque<String>,
+    bytes: usize,
+    /// Lines dropped since the last report.
+    dropped: u64,
+    /// A batch taken off the queue is being written.
+    writing: bool,
+    /// The sink is gone: write what is left, then close the pipe.
+    closed: bool,
+    /// The writer thread has ended.
+    done: bool,
+}
+
+impl PipeQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a line, or drops and counts it when the queue is full. Never blocks on the
+    /// logger (only on the queue's lock, held for a push or a pop).
+    pub fn push(&self, line: &str) {
+        let mut st = self.lock();
+        if st.bytes > 0 && st.bytes + line.len() > PIPE_QUEUE_BYTES {
+            st.dropped += 1;
+            return;
+        }
+        st.bytes += line.len();
+        st.lines.push_back(line.to_string());
+        drop(st);
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Waits until every queued line has been written (or `deadline`); whether it was.
+    fn wait_idle(&self, deadline: Instant) -> bool {
+        let mut st = self.lock();
+        loop {
+            if st.done || (st.lines.is_empty() && !st.writing) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self
+                .idle
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// Every piped logger's queue (including those of sinks a reload replaced, until their
+/// writer has finished), for [`drain_pipes`].
+fn live_queues() -> std::sync::MutexGuard<'static, Vec<Weak<PipeQueue>>> {
+    static QUEUES: Mutex<Vec<Weak<PipeQueue>>> = Mutex::new(Vec::new());
+    let mut q = QUEUES.lock().unwrap_or_else(|e| e.into_inner());
+    q.retain(|w| w.strong_count() > 0);
+    q
+}
+
+/// At exit: waits up to `limit` for every piped logger's queue to be written into its
+/// pipe (the logger then sees EOF when the process exits). Returns whether all were.
+pub fn drain_pipes(limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let queues: Vec<Arc<PipeQueue>> = live_queues().iter().filter_map(Weak::upgrade).collect();
+    let mut all = true;
+    for q in queues {
+        if !q.wait_idle(deadline) {
+            let st = q.lock();
+            let n = st.lines.len() as u64 + st.dropped;
+            drop(st);
+            tracing::error!(
+                "piped logger still not reading at exit: {n} access log line(s) not written"
+            );
+            all = false;
+        }
+    }
+    all
+}
+
+/// The thread that feeds one piped logger: writes queued lines in batches, restarts the
+/// logger when it died (resending the line it was writing), and reports dropped lines.
+struct PipeWriter {
+    command: String,
+    how: LoggerCommand,
+    queue: Arc<PipeQueue>,
+    child: Option<(Child, ChildStdin)>,
+    started: Instant,
+}
+
+impl PipeWriter {
+    fn run(mut self) {
+        let mut batch: Vec<String> = Vec::new();
+        let mut last_report = Instant::now();
+        loop {
+            let mut st = self.queue.lock();
+            st.writing = false;
+            if st.dropped > 0 && (st.lines.is_empty() || last_report.elapsed() >= DROP_REPORT_EVERY)
+            {
+                let n = std::mem::take(&mut st.dropped);
+                drop(st);
+                last_report = Instant::now();
+                tracing::error!(
+                    "piped logger '{}' did not keep up: {n} access log line(s) dropped",
+                    self.command
+                );
+                continue;
+            }
+            if st.lines.is_empty() {
+                self.queue.idle.notify_all();
+            }
+            while st.lines.is_empty() && !st.closed {
+                st = self.queue.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.lines.is_empty() {
+                break;
+            }
+            let mut size = 0;
+            while let Some(l) = st.lines.front() {
+                if size > 0 && size + l.len() > PIPE_BATCH_BYTES {
+                    break;
+                }
+                size += l.len();
+                st.bytes -= l.len();
+                batch.extend(st.lines.pop_front());
+            }
+            st.writing = true;
+            drop(st);
+            self.write_batch(&batch);
+            batch.clear();
+        }
+        if let Some((mut c, stdin)) = self.child.take() {
+            drop(stdin);
+            let _ = c.wait();
+        }
+        let mut st = self.queue.lock();
+        st.done = true;
+        st.writing = false;
+        drop(st);
+        self.queue.idle.notify_all();
+    }
+
+    /// Writes `lines` in as few `write`s as possible. When the logger dies, it is
+    /// restarted and writing resumes at the start of the line that failed (the lines
+    /// before it were in the dead logger's pipe).
+    fn write_batch(&mut self, lines: &[String]) {
+        let mut buf = Vec::with_capacity(lines.iter().map(String::len).sum());
+        let mut ends = Vec::with_capacity(lines.len());
+        for l in lines {
+            buf.extend_from_slice(l.as_bytes());
+            ends.push(buf.len());
+        }
+        let mut pos = 0;
+        let mut backoff = Duration::from_millis(100);
+        while pos < buf.len() {
+            if self.child.is_none() {
+                match spawn_logger(&self.how) {
+                    Ok(c) => {
+                        self.child = Some(c);
+                        self.started = Instant::now();
+                    }
+                    Err(e) => {
+                        tracing::error!(command = %self.command, error = %e, "cannot restart piped logger");
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
+            let Some((_, stdin)) = self.child.as_mut() else {
+                continue;
+            };
+            match stdin.write(&buf[pos..]) {
+                Ok(0) => pos = buf.len(),
+                Ok(n) => pos += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let lived = self.started.elapsed();
+                    if let Some((mut c, stdin)) = self.child.take() {
+                        drop(stdin);
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                    tracing::warn!(command = %self.command, error = %e, "piped logger died; restarting it");
+                    // Back to the start of the line being written.
+                    let i = ends.partition_point(|&end| end <= pos);
+                    pos = if i == 0 { 0 } else { ends[i - 1] };
+                    // A logger that dies at once is not restarted in a tight loop.
+                    if lived < Duration::from_secs(1) {
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A format and where its lines go (one `CustomLog`).
 pub struct AccessLog {
     pub format: Format,
-    pub sink: std::sync::Arc<Sink>,
+    pub sink: Arc<Sink>,
 }
 
 #[cfg(test)]
@@ -596,6 +917,45 @@ mod tests {
         let re = regex::Regex::new(r"^\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]\n$")
             .unwrap();
         assert!(re.is_match(&line), "{line}");
+    }
+
+    #[test]
+    fn tokenize_like_apr() {
+        let cases: &[(&str, &[&str])] = &[
+            ("prog a  b\tc", &["prog", "a", "b", "c"]),
+            ("  prog \"a b\" 'c d' e", &["prog", "a b", "c d", "e"]),
+            // A quote inside a word is literal; a backslash keeps a space or a quote.
+            ("prog x\"y a\\ b \\\\z", &["prog", "x\"y", "a b", "\\z"]),
+            ("prog '' \"\"", &["prog", "", ""]),
+            ("prog %Y-%m-%d 86400", &["prog", "%Y-%m-%d", "86400"]),
+            ("", &[]),
+        ];
+        for (line, want) in cases {
+            assert_eq!(tokenize(line), *want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn logger_command_forms() {
+        use LoggerCommand::*;
+        let direct = |v: &[&str]| Direct(v.iter().map(|s| s.to_string()).collect());
+        let cases = [
+            (
+                "/bin/rotatelogs /l/a.%Y 86400",
+                direct(&["/bin/rotatelogs", "/l/a.%Y", "86400"]),
+            ),
+            ("|prog 'a b'", direct(&["prog", "a b"])),
+            ("|prog a > b", direct(&["prog", "a", ">", "b"])),
+            ("$prog a | tee b", Shell("prog a | tee b".into())),
+            ("|$ prog", Shell("prog".into())),
+            ("cat >> /tmp/x", Shell("cat >> /tmp/x".into())),
+            ("LANG=C prog", Shell("LANG=C prog".into())),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(LoggerCommand::parse(spec), Ok(want), "{spec:?}");
+        }
+        assert!(LoggerCommand::parse("  ").is_err());
+        assert!(LoggerCommand::parse("$").is_err());
     }
 
     #[test]

@@ -369,6 +369,8 @@ async fn serve(
         eprintln!("httpd-core: stopping (graceful)");
     };
     server::run(listeners, Arc::clone(&state), shutdown).await;
+    // Lines still queued for piped loggers go into their pipes before the exit closes them.
+    crate::access_log::drain_pipes(std::time::Duration::from_secs(5));
     if let Some(p) = &pid_file {
         let _ = std::fs::remove_file(p);
     }
