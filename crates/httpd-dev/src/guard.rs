@@ -17,6 +17,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -85,11 +86,21 @@ fn say(line: String) {
     }
 }
 
-/// Spawns `cmd` (which must make its own process group) and tells the guard about it.
+/// Spawns `cmd` (which must make its own process group) and tells the guard about it. The
+/// child does the telling itself, before it runs the program: it holds a copy of the
+/// pipe's write end until then, so the guard cannot miss it even if httpd-dev is killed
+/// right after the fork. (A failed exec leaves an entry for a pid that is gone; the
+/// programs run here, sh, httpd-core and httpd-tls, are all found before.)
 pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
-    let child = cmd.spawn()?;
-    say(format!("+{}\n", child.id()));
-    Ok(child)
+    let Some(g) = GUARD.get() else {
+        return cmd.spawn();
+    };
+    // Held across the spawn, so the descriptor stays open until the fork has copied it.
+    let pipe = lock(&g.pipe);
+    if let Some(p) = pipe.as_ref() {
+        sys::announce_in_child(cmd, p.as_raw_fd());
+    }
+    cmd.spawn()
 }
 
 /// Tells the guard that the group led by `child` was stopped and its leader reaped.

@@ -1,5 +1,5 @@
 //! Process-group signals and exit waits: `kill(2)` and `waitid(2)` have no safe wrapper in
-//! std.
+//! std; neither has a child's last words before `exec` (`pre_exec`).
 #![allow(unsafe_code)]
 
 /// Sends `sig` to every process in the group `pgid`; false when none is left.
@@ -55,5 +55,39 @@ pub fn set_process_name(name: &str) {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string, which `name` is and outlives the call.
     unsafe {
         libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+/// Makes the child that `cmd` spawns write `+PID\n` (its own pid, which is its process
+/// group) to `fd` between fork and exec.
+pub fn announce_in_child(cmd: &mut std::process::Command, fd: std::os::fd::RawFd) {
+    use std::os::unix::process::CommandExt;
+    let announce = move || {
+        // Between fork and exec only async-signal-safe calls: getpid(2), write(2), and
+        // digits formatted by hand on the stack (no allocation).
+        let mut buf = [0u8; 16];
+        // SAFETY: getpid(2) cannot fail and touches no memory.
+        let mut n = unsafe { libc::getpid() } as u32;
+        let mut i = buf.len() - 1;
+        buf[i] = b'\n';
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        i -= 1;
+        buf[i] = b'+';
+        // SAFETY: writes from a live stack buffer; a pipe write this short is atomic, so
+        // it never interleaves with httpd-dev's own lines.
+        unsafe { libc::write(fd, buf[i..].as_ptr().cast(), buf.len() - i) };
+        Ok(())
+    };
+    // SAFETY: the closure only makes async-signal-safe calls (see above), as pre_exec
+    // requires of code running in the forked child of a multi-threaded process.
+    unsafe {
+        cmd.pre_exec(announce);
     }
 }
