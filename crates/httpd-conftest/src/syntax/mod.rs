@@ -243,29 +243,43 @@ fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t' || c == '\x0b' || c == '\x0c'
 }
 
-fn blanks(input: &str) -> IResult<&str, &str> {
-    take_while(is_blank)(input)
+// Words are cut on bytes: every delimiter (blanks, quotes, backslash) is ASCII, so a
+// cut never falls inside a UTF-8 character, and bytes need no decoding.
+
+fn is_blank_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | 0x0b | 0x0c)
+}
+
+fn blanks(input: &[u8]) -> IResult<&[u8], &[u8]> {
+    take_while(is_blank_byte)(input)
+}
+
+/// `s` without its leading blanks.
+fn skip_blanks(s: &str) -> &str {
+    let (_, skipped) = blanks(s.as_bytes()).expect("blanks never fails");
+    &s[skipped.len()..]
 }
 
 /// A bare word: everything up to the next blank.
-fn bare(input: &str) -> IResult<&str, &str> {
-    take_till1(is_blank)(input)
+fn bare(input: &[u8]) -> IResult<&[u8], &[u8]> {
+    take_till1(is_blank_byte)(input)
 }
 
 /// The raw text of a quoted word, opening quote included, up to and including the
-/// closing quote. A backslash escapes the quote character.
-fn quoted(quote: char) -> impl Fn(&str) -> IResult<&str, &str> {
-    move |input: &str| {
-        let (rest, _) = char(quote)(input)?;
-        let mut escaped = false;
-        for (i, c) in rest.char_indices() {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == quote {
-                let end = 1 + i + c.len_utf8();
+/// closing quote. A backslash escapes the character after it.
+fn quoted(quote: u8) -> impl Fn(&[u8]) -> IResult<&[u8], &[u8]> {
+    move |input: &[u8]| {
+        let (rest, _) = char(quote as char)(input)?;
+        let mut from = 0;
+        while let Some(found) = memchr::memchr2(quote, b'\\', &rest[from..]) {
+            let at = from + found;
+            if rest[at] == quote {
+                let end = 1 + at + 1;
                 return Ok((&input[end..], &input[..end]));
+            }
+            from = at + 2;
+            if from >= rest.len() {
+                break;
             }
         }
         Err(nom::Err::Failure(nom::error::Error::new(
@@ -276,8 +290,8 @@ fn quoted(quote: char) -> impl Fn(&str) -> IResult<&str, &str> {
 }
 
 /// One argument, raw (still quoted).
-fn word(input: &str) -> IResult<&str, &str> {
-    alt((quoted('"'), quoted('\''), bare))(input)
+fn word(input: &[u8]) -> IResult<&[u8], &[u8]> {
+    alt((quoted(b'"'), quoted(b'\''), bare))(input)
 }
 
 /// The name after `<` or `</`: letters, digits, `_`, `-`, `:`.
@@ -297,6 +311,9 @@ fn unquote(raw: &str) -> (String, bool) {
         return (raw.to_string(), false);
     }
     let inner = &raw[1..raw.len() - 1];
+    if !inner.contains('\\') {
+        return (inner.to_string(), true);
+    }
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars().peekable();
     while let Some(c) = chars.next() {
@@ -312,18 +329,20 @@ fn unquote(raw: &str) -> (String, bool) {
 
 /// Splits `input` (which starts at byte `base` of the logical line) into words.
 fn words(line: &Logical<'_>, base: usize, input: &str) -> Result<Vec<Word>, SyntaxError> {
-    let mut out = Vec::new();
-    let mut rest = input;
+    let mut out = Vec::with_capacity(4);
+    let bytes = input.as_bytes();
+    let mut rest = bytes;
     loop {
         let (r, _) = blanks(rest).expect("blanks never fails");
         rest = r;
         if rest.is_empty() {
             return Ok(out);
         }
-        let offset = base + (input.len() - rest.len());
+        let start = bytes.len() - rest.len();
+        let offset = base + start;
         match word(rest) {
             Ok((r, raw)) => {
-                let (text, quoted) = unquote(raw);
+                let (text, quoted) = unquote(&input[start..start + raw.len()]);
                 out.push(Word {
                     text,
                     pos: line.pos_at(offset),
@@ -336,7 +355,7 @@ fn words(line: &Logical<'_>, base: usize, input: &str) -> Result<Vec<Word>, Synt
                     pos: line.pos_at(offset),
                     message: format!(
                         "unterminated quote: {} opened here is never closed on this line",
-                        &rest[..1]
+                        &input[start..start + 1]
                     ),
                 })
             }
@@ -347,7 +366,7 @@ fn words(line: &Logical<'_>, base: usize, input: &str) -> Result<Vec<Word>, Synt
 /// Parses one logical line; `Ok(None)` for blanks and comments.
 fn parse_line(line: &Logical<'_>) -> Result<Option<Line>, SyntaxError> {
     let text: &str = &line.text;
-    let (rest, _) = blanks(text).expect("blanks never fails");
+    let rest = skip_blanks(text);
     if rest.is_empty() || rest.starts_with('#') {
         return Ok(None);
     }
