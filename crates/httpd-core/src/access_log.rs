@@ -637,6 +637,9 @@ struct QueueState {
     writing: bool,
     /// The sink is gone: write what is left, then close the pipe.
     closed: bool,
+    /// The writer sleeps on `ready` (a push wakes it only then: no system call per line
+    /// while it is busy writing).
+    waiting: bool,
     /// The writer thread has ended.
     done: bool,
 }
@@ -656,8 +659,11 @@ impl PipeQueue {
         }
         st.bytes += line.len();
         st.lines.push_back(line.to_string());
+        let wake = st.waiting;
         drop(st);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
     fn close(&self) {
@@ -746,7 +752,9 @@ impl PipeWriter {
                 self.queue.idle.notify_all();
             }
             while st.lines.is_empty() && !st.closed {
+                st.waiting = true;
                 st = self.queue.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+                st.waiting = false;
             }
             if st.lines.is_empty() {
                 break;
