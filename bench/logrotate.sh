@@ -7,7 +7,8 @@
 # /dev/shm, so the disk's noise stays out; set OUTDIR to a disk path to include it).
 # Each rotator rotates on size (100M) the same way. Printed per tool: median wall time,
 # lines/s, CPU seconds (user+sys, from /usr/bin/time) and peak RSS, and the ratio to
-# rotatelogs. Every run's output is checked: all lines written, none lost.
+# rotatelogs. Every run's output is checked: all lines written, none lost. A `cat` row
+# (the same pipe into one file, no rotation) shows the ceiling the machine allows.
 #
 #   bench/logrotate.sh                     # LINES=3000000 ROUNDS=3
 #   LINES=5000000 ROUNDS=5 bench/logrotate.sh
@@ -49,6 +50,8 @@ run_one() { # name dir -> "wall user sys rss_kb"
         rotatelogs)   cmd=("$ROTATELOGS" "$dir/access.%Y%m%d.log" 100M) ;;
         ours)         cmd=("$OURS" "$dir/access.%Y%m%d.log" --max-size 100M --fsync never) ;;
         ours-fsync1s) cmd=("$OURS" "$dir/access.%Y%m%d.log" --max-size 100M) ;;
+        # The floor: the same bytes through the same pipe into one file on the same device.
+        cat)          cmd=(sh -c 'exec cat > "$1"' sh "$dir/access.log") ;;
     esac
     taskset -c "$CLIENT_CPU" cat "$input" \
         | /usr/bin/time -o "$t" -f "%e %U %S %M" taskset -c "$CPU" "${cmd[@]}"
@@ -61,7 +64,7 @@ run_one() { # name dir -> "wall user sys rss_kb"
     tail -1 "$t"
 }
 
-tools=(rotatelogs ours ours-fsync1s)
+tools=(rotatelogs ours ours-fsync1s cat)
 results="$WORK/results.txt"
 : > "$results"
 echo "input: $LINES lines, $((bytes / 1048576)) MiB; output: $OUTDIR; rounds: $ROUNDS (interleaved)" >&2
