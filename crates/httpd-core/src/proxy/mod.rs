@@ -10,10 +10,9 @@
 //! - [`balancer`]: member choice and passive health.
 
 pub mod balancer;
+mod client;
 pub mod headers;
-mod unix;
 
-use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +24,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use httpd_conftest::model;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 
 use crate::body::Body;
 use crate::error::Error;
@@ -54,22 +51,8 @@ pub struct Rule {
     /// `upgrade=`: the protocols a client may switch to (default: websocket); `ANY` or
     /// `*` for any protocol (mod_proxy_wstunnel's `upgrade=ANY`).
     upgrade: String,
-    client: Backend,
-}
-
-/// The pooled client of a rule: TCP, or a Unix socket (`unix:/path|http://host/`).
-enum Backend {
-    Tcp(Client<HttpConnector, ReqBody>),
-    Unix(Client<unix::UnixConnector, ReqBody>),
-}
-
-impl Backend {
-    fn request(&self, req: Request<ReqBody>) -> hyper_util::client::legacy::ResponseFuture {
-        match self {
-            Backend::Tcp(c) => c.request(req),
-            Backend::Unix(c) => c.request(req),
-        }
-    }
+    /// The pooled client: TCP, or a Unix socket (`unix:/path|http://host/`).
+    client: Arc<client::Client>,
 }
 
 enum RuleMatch {
@@ -147,19 +130,11 @@ impl Proxy {
             };
             let connect_timeout =
                 secs(p.params.get("connectiontimeout")).unwrap_or(Duration::from_secs(10));
-            let mut builder = Client::builder(TokioExecutor::new());
-            builder.pool_idle_timeout(Duration::from_secs(30));
-            let client = match &p.target {
-                model::ProxyTarget::Unix { socket, .. } => Backend::Unix(
-                    builder.build(unix::UnixConnector::new(socket.clone(), connect_timeout)),
-                ),
-                _ => {
-                    let mut conn = HttpConnector::new();
-                    conn.set_nodelay(true);
-                    conn.set_connect_timeout(Some(connect_timeout));
-                    Backend::Tcp(builder.build(conn))
-                }
+            let unix = match &p.target {
+                model::ProxyTarget::Unix { socket, .. } => Some(socket.clone()),
+                _ => None,
             };
+            let client = client::Client::new(unix, connect_timeout);
             rules.push(Rule {
                 matcher,
                 target,
@@ -390,7 +365,8 @@ pub async fn forward(
         if let Some((b, i)) = member {
             b.members[i].busy.fetch_add(1, Ordering::Relaxed);
         }
-        let sent = tokio::time::timeout(timeout, f.rule.client.request(req)).await;
+        let sent =
+            tokio::time::timeout(timeout, f.rule.client.request(req, upgrade.is_some())).await;
         if let Some((b, i)) = member {
             b.members[i].busy.fetch_sub(1, Ordering::Relaxed);
         }
@@ -457,7 +433,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// has written the 101 (a backend that refuses the upgrade is relayed as any response).
 fn relay(
     f: &Forward<'_>,
-    mut resp: Response<Incoming>,
+    mut resp: Response<client::ProxyBody>,
     parts: &http::request::Parts,
     upgrading: bool,
 ) -> Response<Body> {
@@ -494,7 +470,6 @@ fn relay(
             .unwrap_or_default();
         headers::reverse(&mut rp.headers, &f.proxy.reverse, &front);
     }
-    let body = body.map_err(io::Error::other);
     Response::from_parts(rp, Body::stream(Box::pin(body)))
 }
 
