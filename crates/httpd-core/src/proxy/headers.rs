@@ -26,8 +26,12 @@ const X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-serv
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-/// Removes the hop-by-hop headers, including every header `Connection` names.
+/// Removes the hop-by-hop headers, including every header `Connection` names. One pass
+/// over the (usually few) names present rather than a lookup per hop-by-hop name.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     if h.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = h
             .get_all(header::CONNECTION)
@@ -57,27 +61,57 @@ pub struct ClientSide<'a> {
 }
 
 /// mod_proxy's X-Forwarded-For/-Host/-Server (appending to a list a previous proxy
-/// started), X-Forwarded-Proto, and `Forwarded` (RFC 7239 §4).
-pub fn add_forwarded(h: &mut HeaderMap, c: &ClientSide<'_>) {
+/// started), X-Forwarded-Proto, and `Forwarded` (RFC 7239 §4). `server`: the
+/// X-Forwarded-Server value when the caller has it built already.
+pub fn add_forwarded(h: &mut HeaderMap, c: &ClientSide<'_>, server: Option<&HeaderValue>) {
     let ip = ip_text(c.ip);
     append_list(h, X_FORWARDED_FOR, &ip);
     if let Some(host) = c.host {
-        append_list(h, X_FORWARDED_HOST, host);
+        // The client's own Host value, shared rather than copied, when it is the first hop.
+        let own = h
+            .get(header::HOST)
+            .filter(|v| v.as_bytes() == host.as_bytes())
+            .cloned();
+        match own {
+            Some(v) if !h.contains_key(X_FORWARDED_HOST) => {
+                h.insert(X_FORWARDED_HOST, v);
+            }
+            _ => append_list(h, X_FORWARDED_HOST, host),
+        }
     }
-    append_list(h, X_FORWARDED_SERVER, c.server_name);
-    if let Ok(v) = HeaderValue::from_str(c.proto) {
+    match server {
+        Some(v) if !h.contains_key(X_FORWARDED_SERVER) => {
+            h.insert(X_FORWARDED_SERVER, v.clone());
+        }
+        _ => append_list(h, X_FORWARDED_SERVER, c.server_name),
+    }
+    let proto = match c.proto {
+        "http" => Some(HeaderValue::from_static("http")),
+        "https" => Some(HeaderValue::from_static("https")),
+        p => HeaderValue::from_str(p).ok(),
+    };
+    if let Some(v) = proto {
         h.insert(X_FORWARDED_PROTO, v);
     }
     // RFC 7239 §6: IPv6 addresses are quoted and bracketed.
-    let node = match c.ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(a) => format!("\"[{a}]\""),
-    };
-    let mut fwd = format!("for={node};proto={}", c.proto);
-    if let Some(host) = c.host {
-        fwd.push_str(&format!(";host=\"{}\"", host.replace('"', "")));
+    let mut fwd = String::with_capacity(40 + c.host.map_or(0, str::len));
+    fwd.push_str("for=");
+    match c.ip {
+        IpAddr::V4(_) => fwd.push_str(&ip),
+        IpAddr::V6(_) => {
+            fwd.push_str("\"[");
+            fwd.push_str(&ip);
+            fwd.push_str("]\"");
+        }
     }
-    append_list(h, FORWARDED, &fwd);
+    fwd.push_str(";proto=");
+    fwd.push_str(c.proto);
+    if let Some(host) = c.host {
+        fwd.push_str(";host=\"");
+        fwd.extend(host.chars().filter(|&ch| ch != '"'));
+        fwd.push('"');
+    }
+    append_owned(h, FORWARDED, fwd);
 }
 
 /// The address as text; IPv4 written by hand, as `Ipv4Addr`'s Display (which supports
@@ -113,11 +147,33 @@ pub fn add_via(h: &mut HeaderMap, version: http::Version, server_name: &str) {
 }
 
 fn append_list(h: &mut HeaderMap, name: HeaderName, value: &str) {
-    let joined = match h.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(old) if !old.is_empty() => format!("{old}, {value}"),
-        _ => value.to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&joined) {
+    match h.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(old) if !old.is_empty() => {
+            let joined = format!("{old}, {value}");
+            insert_owned(h, name, joined);
+        }
+        _ => {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                h.insert(name, v);
+            }
+        }
+    }
+}
+
+/// [`append_list`] with a value already owned (no second copy when it is the first).
+fn append_owned(h: &mut HeaderMap, name: HeaderName, value: String) {
+    match h.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(old) if !old.is_empty() => {
+            let joined = format!("{old}, {value}");
+            insert_owned(h, name, joined);
+        }
+        _ => insert_owned(h, name, value),
+    }
+}
+
+/// The text as a header value, its buffer handed over rather than copied.
+fn insert_owned(h: &mut HeaderMap, name: HeaderName, value: String) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         h.insert(name, v);
     }
 }
@@ -178,6 +234,7 @@ mod tests {
                 proto: "https",
                 server_name: "front",
             },
+            None,
         );
         assert_eq!(h["x-forwarded-for"], "192.0.2.9, ::1");
         assert_eq!(h["x-forwarded-proto"], "https");

@@ -1,7 +1,8 @@
 //! The reverse proxy (mod_proxy, mod_proxy_http, mod_proxy_balancer, mod_proxy_wstunnel).
 //!
 //! - [`Proxy::build`] turns a host's `ProxyPass`/`ProxyPassMatch`/`ProxyPassReverse` and
-//!   the config's balancers into rules, each with a pooled keep-alive client (hyper-util).
+//!   the config's balancers into rules, each with a pooled keep-alive client
+//!   (`client`: hyper's HTTP/1.1 connections, driven by the request's own task).
 //! - [`Proxy::route`]: rules are tried in config order and the first match wins (Apache's
 //!   rule, DESIGN.md); a `!` rule excludes.
 //! - [`forward`]: headers rewritten ([`headers`]), bodies streamed both ways (hyper's
@@ -42,6 +43,15 @@ pub struct Proxy {
     add_headers: bool,
     via: bool,
     timeout: Duration,
+    /// X-Forwarded-Server and Via values for this host's server name, built on first use
+    /// (the name is compared on every request, the values are shared).
+    named: std::sync::OnceLock<Named>,
+}
+
+struct Named {
+    name: String,
+    forwarded_server: HeaderValue,
+    via_11: HeaderValue,
 }
 
 pub struct Rule {
@@ -51,6 +61,8 @@ pub struct Rule {
     /// `upgrade=`: the protocols a client may switch to (default: websocket); `ANY` or
     /// `*` for any protocol (mod_proxy_wstunnel's `upgrade=ANY`).
     upgrade: String,
+    /// The Host value for the target's authority (a fixed URL), built once.
+    host_value: Option<(String, HeaderValue)>,
     /// The pooled client: TCP, or a Unix socket (`unix:/path|http://host/`).
     client: Arc<client::Client>,
 }
@@ -135,7 +147,16 @@ impl Proxy {
                 _ => None,
             };
             let client = client::Client::new(unix, connect_timeout);
+            let host_value = match &target {
+                Target::Url(u) if !p.regex => u
+                    .parse::<Uri>()
+                    .ok()
+                    .and_then(|u| u.authority().map(|a| a.as_str().to_string()))
+                    .and_then(|a| HeaderValue::from_str(&a).ok().map(|v| (a, v))),
+                _ => None,
+            };
             rules.push(Rule {
+                host_value,
                 matcher,
                 target,
                 timeout: secs(p.params.get("timeout")),
@@ -159,6 +180,7 @@ impl Proxy {
             add_headers: h.proxy.add_headers,
             via: matches!(h.proxy.via.to_ascii_lowercase().as_str(), "on" | "full"),
             timeout: h.proxy.timeout.unwrap_or(h.timeout),
+            named: std::sync::OnceLock::new(),
         }))
     }
 
@@ -305,11 +327,24 @@ pub async fn forward(
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, u.clone());
     }
+    let named = f.proxy.named.get_or_init(|| Named {
+        name: f.client.server_name.to_string(),
+        forwarded_server: HeaderValue::from_str(f.client.server_name)
+            .unwrap_or(HeaderValue::from_static("httpd")),
+        via_11: HeaderValue::from_str(&format!("1.1 {}", f.client.server_name))
+            .unwrap_or(HeaderValue::from_static("1.1 httpd")),
+    });
+    let named = (named.name == f.client.server_name).then_some(named);
     if f.proxy.add_headers {
-        headers::add_forwarded(&mut h, &f.client);
+        headers::add_forwarded(&mut h, &f.client, named.map(|n| &n.forwarded_server));
     }
     if f.proxy.via {
-        headers::add_via(&mut h, parts.version, f.client.server_name);
+        match named {
+            Some(n) if parts.version == http::Version::HTTP_11 && !h.contains_key(header::VIA) => {
+                h.insert(header::VIA, n.via_11.clone());
+            }
+            _ => headers::add_via(&mut h, parts.version, f.client.server_name),
+        }
     }
     let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
         || parts
@@ -323,21 +358,28 @@ pub async fn forward(
     loop {
         let (url, member) = match &f.rule.target {
             Target::Balancer(b, _) => match b.started().pick(&tried) {
-                Some(i) => (format!("{}{}", b.members[i].url, f.url), Some((b, i))),
+                Some(i) => (
+                    std::borrow::Cow::Owned(format!("{}{}", b.members[i].url, f.url)),
+                    Some((b, i)),
+                ),
                 None => {
                     tracing::error!(url = %f.url, "no balancer member is available");
                     return (error_page::builtin(StatusCode::SERVICE_UNAVAILABLE), true);
                 }
             },
-            _ => (f.url.clone(), None),
+            _ => (std::borrow::Cow::Borrowed(f.url.as_str()), None),
         };
         let full = match parts.uri.query() {
             Some(q) => format!("{url}?{q}"),
-            None => url.clone(),
+            None => url.to_string(),
         };
-        let Ok(uri) = full.parse::<Uri>() else {
-            tracing::error!(url = %full, "bad backend URL");
-            return (error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR), true);
+        // From the String itself: its buffer becomes the URI's, no copy.
+        let uri = match Uri::try_from(full) {
+            Ok(u) => u,
+            Err(_) => {
+                tracing::error!(url = %url, query = ?parts.uri.query(), "bad backend URL");
+                return (error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR), true);
+            }
         };
         // Balancer requests may be retried on another member: keep a copy.
         let mut hh = if member.is_some() {
@@ -347,7 +389,11 @@ pub async fn forward(
         };
         if !f.proxy.preserve_host {
             if let Some(a) = uri.authority() {
-                if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                let v = match &f.rule.host_value {
+                    Some((text, v)) if text == a.as_str() => Some(v.clone()),
+                    _ => HeaderValue::from_str(a.as_str()).ok(),
+                };
+                if let Some(v) = v {
                     hh.insert(header::HOST, v);
                 }
             }
@@ -356,11 +402,9 @@ pub async fn forward(
             Some(b) if has_body => Limited::new(b, limit).boxed_unsync(),
             _ => Empty::new().map_err(|e| match e {}).boxed_unsync(),
         };
-        let mut req = Request::builder()
-            .method(parts.method.clone())
-            .uri(uri)
-            .body(req_body)
-            .expect("method and URI are valid");
+        let mut req = Request::new(req_body);
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
         *req.headers_mut() = hh;
         if let Some((b, i)) = member {
             b.members[i].busy.fetch_add(1, Ordering::Relaxed);
