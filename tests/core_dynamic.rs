@@ -1449,3 +1449,35 @@ fn limit_internal_recursion_is_honoured() {
         );
     }
 }
+
+/// A WebSocket tunnel with no byte either way for the rule's `timeout=` (ProxyTimeout) is
+/// closed, as mod_proxy_wstunnel's idle timeout does; traffic keeps it open.
+#[test]
+fn websocket_tunnel_idle_timeout_closes_a_quiet_tunnel() {
+    let sb = site();
+    let (_ws, p) = ws_backend(&sb);
+    let core = start(
+        &sb,
+        &format!("ProxyPass /ws/ http://127.0.0.1:{p}/ upgrade=websocket timeout=3\n"),
+    );
+    let (mut s, head) = ws_connect(core.addr, "/ws/chat", WS_UPGRADE);
+    assert_eq!(status(&head), 101, "{head}");
+    // In use for longer than the timeout (a frame every 0.3 s): still open.
+    for i in 0..12 {
+        ws_echo(&mut s, &format!("busy {i}"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    ws_echo(&mut s, "still here");
+    // Quiet: the proxy closes it (the read gives up after 20 s, far beyond the 3 s).
+    let mut rest = Vec::new();
+    match s.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "{rest:?}"),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ),
+            "the quiet tunnel was not closed: {e}"
+        ),
+    }
+}

@@ -6,8 +6,9 @@
 //! - [`Proxy::route`]: rules are tried in config order and the first match wins (Apache's
 //!   rule, DESIGN.md); a `!` rule excludes.
 //! - [`forward`]: headers rewritten ([`headers`]), bodies streamed both ways (hyper's
-//!   flow control: never buffered whole), upgrades (WebSocket) spliced, 502/504 on
-//!   backend failure with the cause in the error log.
+//!   flow control: never buffered whole), upgrades (WebSocket) spliced (closed after
+//!   ProxyTimeout / `timeout=` without a byte either way), 502/504 on backend failure
+//!   with the cause in the error log.
 //! - [`balancer`]: member choice and passive health.
 
 pub mod balancer;
@@ -484,9 +485,12 @@ fn relay(
     let switching = upgrading && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
         let backend = hyper::upgrade::on(&mut resp);
+        // A tunnel quiet both ways for the rule's timeout (ProxyTimeout) is closed.
+        let idle = f.rule.timeout.unwrap_or(f.proxy.timeout);
         f.conn.set_tunnel(Box::pin(async move {
             match backend.await {
-                Ok(up) => Some(Box::new(TokioIo::new(up)) as Box<dyn crate::connection::TunnelIo>),
+                Ok(up) => Some(Box::new(client::IdleTimeout::new(TokioIo::new(up), idle))
+                    as Box<dyn crate::connection::TunnelIo>),
                 Err(e) => {
                     tracing::error!(error = %e, "backend upgrade failed");
                     None
