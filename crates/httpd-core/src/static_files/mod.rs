@@ -347,20 +347,23 @@ fn file_outcome(
         _ => None,
     };
     if let (Some(cache), Some(root), None, true) = (r.cache, root_id(r), encoding, checked) {
-        if len <= cache::MAX_FILE {
-            use std::os::unix::fs::FileExt;
-            let mut buf = vec![0u8; len as usize];
-            if file.read_exact_at(&mut buf, 0).is_ok() {
-                if let Some(c) = cache::Cached::new(
-                    Bytes::from(buf),
-                    validators.clone(),
-                    &content_type,
-                    compressible,
-                ) {
-                    let entry = cache.put(root, rel, c);
-                    return Outcome::Cached { entry, ranges };
-                }
-            }
+        // An expired entry of an unchanged file is refreshed without reading it again.
+        let body = cache
+            .unchanged_body(root, rel, &validators.etag)
+            .or_else(|| {
+                cache.admit(root, rel, len).then(|| {
+                    use std::os::unix::fs::FileExt;
+                    let mut buf = vec![0u8; len as usize];
+                    file.read_exact_at(&mut buf, 0)
+                        .ok()
+                        .map(|()| Bytes::from(buf))
+                })?
+            });
+        if let Some(c) = body
+            .and_then(|b| cache::Cached::new(b, validators.clone(), &content_type, compressible))
+        {
+            let entry = cache.put(root, rel, c);
+            return Outcome::Cached { entry, ranges };
         }
     }
     Outcome::File(FileOutcome {
