@@ -1062,3 +1062,58 @@ fn reloads_under_load_lose_nothing() {
     );
     assert!(reloads >= 2, "reloads happened while requests flowed");
 }
+
+/// `ErrorLog "|command"` sends the error log to a piped logger (Apache's form, as common
+/// as a piped CustomLog): both the shell form `|$` and the direct form receive events.
+#[test]
+fn piped_error_log_receives_errors() {
+    for (form, name) in [
+        ("|$cat >> ", "shell.log"),
+        ("||/bin/dd status=none of=", "direct.log"),
+    ] {
+        let sb = Sandbox::new();
+        let logs = sb.mkdir("logs");
+        sb.mkdir("www");
+        let target = logs.join(name);
+        let conf = sb.write(
+            "httpd.conf",
+            format!(
+                "Listen 127.0.0.1:0\nDocumentRoot www\nErrorLog \"{form}{}\"\n",
+                target.display()
+            ),
+        );
+        let (mut core, _addr) = start_core(sb.path(), &conf);
+        // A reload that changes Listen is logged as a warning (the listeners are kept).
+        std::fs::write(
+            &conf,
+            format!(
+                "Listen 127.0.0.1:0\nListen 127.0.0.2:0\nDocumentRoot www\nErrorLog \"{form}{}\"\n",
+                target.display()
+            ),
+        )
+        .unwrap();
+        signal(core.pid(), "HUP");
+        core.wait_for_line("configuration reloaded");
+        signal(core.pid(), "TERM");
+        assert_eq!(core.wait_exit(Duration::from_secs(20)), Some(0));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let text = loop {
+            let text = std::fs::read_to_string(&target).unwrap_or_default();
+            if text.contains("Listen changes take effect only after a restart")
+                || std::time::Instant::now() > deadline
+            {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            text.contains("Listen changes take effect only after a restart"),
+            "{form}: the piped ErrorLog got {text:?}; core said:\n{}",
+            core.output()
+        );
+        assert!(
+            !core.output().contains("Listen changes"),
+            "{form}: not on stderr"
+        );
+    }
+}

@@ -184,6 +184,23 @@ impl ErrorLogFile {
     }
 }
 
+/// `ErrorLog "|command"`: each event is queued for the piped logger like an access log
+/// line, so a stuck logger never holds up the thread that logs.
+#[derive(Clone)]
+struct ErrorLogPipe(Arc<crate::access_log::Sink>);
+
+impl std::io::Write for ErrorLogPipe {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // tracing's fmt layer writes one formatted event (a whole line) per call.
+        self.0.write_line(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl std::io::Write for ErrorLogFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         // One event is formatted into one buffer; writing it under the lock keeps lines whole.
@@ -231,6 +248,19 @@ fn init_tracing(site: &Site) {
             Err(e) => {
                 let _ = builder.with_writer(std::io::stderr).try_init();
                 tracing::error!(path = %p.display(), error = %e, "cannot open ErrorLog; using stderr");
+            }
+        },
+        site::ErrorLogTarget::Pipe(cmd) => match crate::access_log::Sink::pipe(cmd.clone()) {
+            Ok(sink) => {
+                let sink = ErrorLogPipe(Arc::new(sink));
+                let _ = builder
+                    .with_ansi(false)
+                    .with_writer(move || sink.clone())
+                    .try_init();
+            }
+            Err(e) => {
+                let _ = builder.with_writer(std::io::stderr).try_init();
+                tracing::error!(error = %e, "cannot start the piped ErrorLog; using stderr");
             }
         },
         site::ErrorLogTarget::Stderr => {

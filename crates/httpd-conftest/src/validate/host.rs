@@ -482,9 +482,12 @@ impl Validator<'_> {
         }
     }
 
+    /// Where a log goes. A piped logger keeps Apache 2.4's marker after the `|`: `$cmd`
+    /// runs through the shell, `|cmd` (from `||cmd`) and plain `cmd` run the program
+    /// directly; httpd-core reads the marker.
     pub(super) fn log_target(&self, value: &str) -> LogTarget {
         if let Some(cmd) = value.strip_prefix('|') {
-            LogTarget::Pipe(cmd.strip_prefix('$').unwrap_or(cmd).trim().to_string())
+            LogTarget::Pipe(cmd.trim().to_string())
         } else if value.eq_ignore_ascii_case("syslog")
             || value.to_ascii_lowercase().starts_with("syslog:")
         {

@@ -54,6 +54,7 @@ pub fn build(config: &model::Config, source: &str, previous: Option<&Site>) -> R
     };
     let error_log = match &config.main.error_log {
         model::LogTarget::File(p) => ErrorLogTarget::File(absolute(root, p)),
+        model::LogTarget::Pipe(cmd) => ErrorLogTarget::Pipe(cmd.clone()),
         _ => ErrorLogTarget::Stderr,
     };
     Ok(Site {

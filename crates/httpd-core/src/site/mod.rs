@@ -91,6 +91,8 @@ impl Default for ServerConf {
 pub enum ErrorLogTarget {
     Stderr,
     File(PathBuf),
+    /// `ErrorLog "|command"`: a piped logger, as for CustomLog.
+    Pipe(String),
 }
 
 /// Connection-level settings of a host (taken from the default host of an address).
