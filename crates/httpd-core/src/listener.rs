@@ -126,6 +126,13 @@ impl Stream {
         }
     }
 
+    /// Waits until bytes arrive and reads what is there into `buf` (0: the peer closed).
+    /// Through `poll_read`, which notes a short read as draining the socket, so hyper's
+    /// next read waits for readiness instead of costing a syscall that finds nothing.
+    pub async fn read_first(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        tokio::io::AsyncReadExt::read(self, buf).await
+    }
+
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match self {
             Stream::Tcp(s) => s.local_addr().ok(),
