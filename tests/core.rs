@@ -651,6 +651,11 @@ fn signals_reload_reopen_and_graceful_stop() {
     signal(core.server.pid(), "HUP");
     core.server.wait_for_line("reload failed");
     assert_eq!(body(&get(core.addr, "/", "")), "version 2\n");
+    let logged = std::fs::read_to_string(&errlog).unwrap_or_default();
+    assert!(
+        logged.contains("reload failed") && logged.contains("DocumentRooot"),
+        "the failed reload is in the ErrorLog: {logged:?}"
+    );
     // USR1: the log was moved away; a new file appears.
     std::fs::rename(&log, sb.path().join("access.log.1")).unwrap();
     std::fs::rename(&errlog, sb.path().join("error.log.1")).unwrap();

@@ -75,9 +75,25 @@ fn load(source: &Source, opts: &LoadOptions) -> Result<Loaded, Error> {
     }
 }
 
-/// Loads and validates the configuration, printing diagnostics to stderr.
-fn load_config(source: &Source, opts: &LoadOptions) -> Result<Loaded, Error> {
+/// Loads and validates the configuration, printing diagnostics to stderr (and, with
+/// `to_error_log`, each error to the ErrorLog too: a failed reload is looked for there).
+fn load_config(source: &Source, opts: &LoadOptions, to_error_log: bool) -> Result<Loaded, Error> {
     let loaded = load(source, opts)?;
+    if to_error_log {
+        for d in loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == httpd_conftest::Severity::Error)
+        {
+            tracing::error!(
+                "{}:{}:{}: {}",
+                d.file.display(),
+                d.line,
+                d.column,
+                d.message
+            );
+        }
+    }
     // The embedded default lists the directory on purpose (like `python3 -m http.server`),
     // so its own "Options Indexes on the DocumentRoot" warning is not the user's concern;
     // errors (from -C directives, say) are still shown.
@@ -101,7 +117,10 @@ fn load_config(source: &Source, opts: &LoadOptions) -> Result<Loaded, Error> {
 /// Loads and builds a site; `previous` is the running one on a reload (its open log files
 /// stand in for ones the server, no longer root, may not reopen).
 fn load_site(source: &Source, opts: &LoadOptions, previous: Option<&Site>) -> Result<Site, Error> {
-    let loaded = load_config(source, opts)?;
+    // On a reload, errors also go to an ErrorLog that is not stderr already.
+    let to_error_log =
+        previous.is_some_and(|p| !matches!(p.server.error_log, site::ErrorLogTarget::Stderr));
+    let loaded = load_config(source, opts, to_error_log)?;
     site::build::build(&loaded.config, &source.name(), previous)
 }
 
@@ -270,7 +289,7 @@ fn init_tracing(site: &Site) {
 }
 
 fn run(source: Source, opts: LoadOptions) -> Result<(), Error> {
-    let loaded = load_config(&source, &opts)?;
+    let loaded = load_config(&source, &opts, false)?;
     // Resolved before the site is built, so piped loggers start as the User already.
     let server = &loaded.config.server;
     let identity = crate::privileges::resolve(server.user.as_deref(), server.group.as_deref())?;
@@ -376,6 +395,11 @@ async fn serve(
                             eprintln!("httpd-core: configuration reloaded");
                         }
                         Err(e) => {
+                            // Where the administrator looks: the ErrorLog, when it is not
+                            // stderr already (Apache logs a failed graceful restart there).
+                            if !matches!(old.server.error_log, site::ErrorLogTarget::Stderr) {
+                                tracing::error!("reload failed, keeping the old configuration: {e}");
+                            }
                             eprintln!("httpd-core: error: reload failed, keeping the old configuration: {e}");
                         }
                     }
