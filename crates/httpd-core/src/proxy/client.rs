@@ -292,9 +292,34 @@ pub struct ProxyBody {
 
 impl ProxyBody {
     fn release(&mut self) {
-        if let Some(k) = self.conn.take() {
+        let Some(k) = self.conn.take() else { return };
+        if k.pooled.sender.is_ready() {
             k.client.checkin(k.key, k.pooled);
+            return;
         }
+        // Not ready for another request yet (the request body is still being sent, as
+        // when the backend answered before reading all of an upload): pooled only once it
+        // is, by a task of its own, so no request waits behind it.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        tracing::debug!("backend connection not yet reusable when its response ended");
+        rt.spawn(async move {
+            let Keep {
+                mut pooled,
+                client,
+                key,
+            } = k;
+            let ready = std::future::poll_fn(|cx| {
+                if pooled.conn.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
+                pooled.sender.poll_ready(cx).map(|r| r.is_ok())
+            });
+            if let Ok(true) = tokio::time::timeout(IDLE_TIMEOUT, ready).await {
+                client.checkin(key, pooled);
+            }
+        });
     }
 }
 
