@@ -370,6 +370,18 @@ fn malformed_framing_is_refused_and_closed() {
         // no second response was smuggled through.
         assert_eq!(r.matches("HTTP/1.1 ").count(), 1, "{req:?} → {r}");
     }
+    // Pipelined behind a harmless request in one write, the smuggling attempt is still
+    // refused: each request is judged by its own head.
+    let r = raw(
+        a,
+        "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n\
+         POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    let statuses: Vec<&str> = r
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &r[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "400"], "{r}");
     drop(core);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(

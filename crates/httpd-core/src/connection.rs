@@ -70,9 +70,14 @@ pub struct ConnShared {
     pub requests: AtomicU32,
     /// Close with a lingering close (an early 4xx left request bytes unread).
     pub linger: AtomicBool,
-    /// `Content-Length` header lines seen in request heads not yet matched to a request;
-    /// hyper drops a Content-Length that comes with Transfer-Encoding, so the pipeline
-    /// uses this count to refuse such requests (RFC 9112 §6.1, request smuggling).
+    /// `Content-Length` header lines of each request head read and not yet matched to a
+    /// request, in order (one entry per head, from [`Framing`]); hyper drops a
+    /// Content-Length that comes with Transfer-Encoding, so the pipeline uses this to
+    /// refuse such requests (RFC 9112 §6.1, request smuggling). Per head, so pipelined
+    /// requests read together are each judged by their own lines.
+    head_content_length_lines: std::sync::Mutex<std::collections::VecDeque<u32>>,
+    /// The same, counted over raw bytes, once [`Framing`] has lost track of the stream
+    /// (conservative: body bytes may count too).
     pub content_length_lines: AtomicU32,
     /// The client's address (from the PROXY header when there is one).
     pub peer: Option<SocketAddr>,
@@ -98,12 +103,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> TunnelIo for T {}
 pub type Tunnel = Pin<Box<dyn Future<Output = Option<Box<dyn TunnelIo>>> + Send>>;
 
 impl ConnShared {
+    /// The `Content-Length` lines of the next request's head (for the smuggling check).
+    pub fn take_content_length_lines(&self) -> u32 {
+        let next = self
+            .head_content_length_lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front();
+        next.unwrap_or_else(|| self.content_length_lines.swap(0, Ordering::AcqRel))
+    }
+
     pub fn new(peer: Option<SocketAddr>, local: Option<SocketAddr>) -> ConnShared {
         ConnShared {
             phase: AtomicU8::new(Phase::Head as u8),
             waker: AtomicWaker::new(),
             requests: AtomicU32::new(0),
             linger: AtomicBool::new(false),
+            head_content_length_lines: Default::default(),
             content_length_lines: AtomicU32::new(0),
             peer,
             local,
@@ -241,6 +257,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
         }
         if !seen && self.seen != Phase::Multiplexed {
             self.framing.feed(data);
+            self.framing.publish(&self.shared);
         }
         let now = Instant::now();
         if self.seen == Phase::Idle {
@@ -251,7 +268,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
         }
         let limit = match self.seen {
             Phase::Head => {
-                let n = if seen {
+                // Framing counts per head; raw counting is the fallback once it is lost.
+                let n = if seen || self.framing.state != Frame::Lost {
                     0
                 } else {
                     count_content_length_lines(data)
@@ -307,6 +325,10 @@ struct Framing {
     /// The current head's Content-Length and chunked Transfer-Encoding.
     length: u64,
     chunked: bool,
+    /// `Content-Length` lines in the current head, and those of heads ended since the
+    /// last [`Framing::publish`].
+    cl_lines: u32,
+    ended_heads: Vec<u32>,
 }
 
 /// Enough of a line for `Content-Length: <20 digits>`, `Transfer-Encoding: gzip, chunked`
@@ -337,11 +359,30 @@ impl Default for Framing {
             lines: 0,
             length: 0,
             chunked: false,
+            cl_lines: 0,
+            ended_heads: Vec::new(),
         }
     }
 }
 
 impl Framing {
+    /// Hands the `Content-Length` line counts of the heads ended so far to the requests;
+    /// once lost, what the current head had goes to the raw counter.
+    fn publish(&mut self, shared: &ConnShared) {
+        if !self.ended_heads.is_empty() {
+            shared
+                .head_content_length_lines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(self.ended_heads.drain(..));
+        }
+        if self.state == Frame::Lost && self.cl_lines > 0 {
+            shared
+                .content_length_lines
+                .fetch_add(std::mem::take(&mut self.cl_lines), Ordering::AcqRel);
+        }
+    }
+
     /// Whether the body of the `n`th request on the connection has fully arrived.
     fn arrived(&self, n: u32) -> bool {
         self.state == Frame::Lost || self.complete >= n
@@ -398,6 +439,7 @@ impl Framing {
             Frame::Head if empty && self.lines == 0 => Frame::Head,
             Frame::Head if empty => {
                 self.lines = 0;
+                self.ended_heads.push(std::mem::take(&mut self.cl_lines));
                 let (length, chunked) = (self.length, self.chunked);
                 self.length = 0;
                 self.chunked = false;
@@ -449,6 +491,10 @@ impl Framing {
         // Most header lines are neither: one byte tells.
         if !matches!(line.first().map(|b| b | 0x20), Some(b'c' | b't')) {
             return Frame::Head;
+        }
+        const CL: &[u8] = b"content-length";
+        if line.len() >= CL.len() && line[..CL.len()].eq_ignore_ascii_case(CL) {
+            self.cl_lines += 1;
         }
         let value = |name: &[u8]| {
             (line.len() > name.len() && line[..name.len()].eq_ignore_ascii_case(name))
@@ -1028,5 +1074,33 @@ mod tests {
             // Lost: every body counts as arrived, the body timeout never fires.
             assert!(f.arrived(5));
         }
+    }
+
+    #[test]
+    fn content_length_lines_are_counted_per_head() {
+        // A plain GET and a smuggling attempt read together: each head keeps its own
+        // count, so the second is judged by its own Content-Length line.
+        let data: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n\
+            POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
+            0\r\n\r\n\
+            POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nx\ncontent-length: 1\r\n";
+        for step in [1, 5, data.len()] {
+            let shared = ConnShared::new(None, None);
+            let mut f = Framing::default();
+            for piece in data.chunks(step) {
+                f.feed(piece);
+                f.publish(&shared);
+            }
+            // Body bytes that look like a header line are not counted.
+            let counts: Vec<u32> = (0..3).map(|_| shared.take_content_length_lines()).collect();
+            assert_eq!(counts, [0, 1, 1], "by {step}");
+        }
+        // Once lost, the raw count stands in, conservatively.
+        let shared = ConnShared::new(None, None);
+        let mut f = Framing::default();
+        f.feed(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: five\r\n");
+        f.publish(&shared);
+        assert_eq!(f.state, Frame::Lost);
+        assert_eq!(shared.take_content_length_lines(), 2);
     }
 }

@@ -103,7 +103,7 @@ fn check(
     if parts.version != Version::HTTP_2 {
         // RFC 9112 §6.1: Content-Length with Transfer-Encoding is how requests are
         // smuggled; hyper drops the Content-Length, the head bytes still show it.
-        let cl_lines = shared.content_length_lines.swap(0, Ordering::AcqRel);
+        let cl_lines = shared.take_content_length_lines();
         if h.contains_key(header::TRANSFER_ENCODING) && cl_lines > 0 {
             return Err(StatusCode::BAD_REQUEST);
         }
