@@ -53,7 +53,7 @@ impl Contexts {
 }
 
 /// What is known about one directive name.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Info {
     /// The name as Apache's manual spells it.
     pub name: &'static str,

@@ -1,8 +1,6 @@
 //! Semantic warnings in the spirit of gixy: configurations that are valid but almost
 //! certainly not what their author meant.
 
-use std::collections::HashMap;
-
 use crate::diagnostic::Diagnostic;
 use crate::model::{Config, Host, ProxyTarget, SectionKind};
 
@@ -17,15 +15,17 @@ pub(crate) fn lint(config: &Config, out: &mut Vec<Diagnostic>) {
 /// Two virtual hosts on the same address with the same ServerName: the second never
 /// answers.
 fn duplicate_server_names(config: &Config, out: &mut Vec<Diagnostic>) {
-    type Key = (Option<std::net::IpAddr>, Option<u16>, String);
-    let mut seen: HashMap<Key, &crate::model::VirtualHost> =
-        HashMap::with_capacity(config.vhosts.len());
+    // ServerName is stored lowercase (validate::strip_scheme_port).
+    type Key<'a> = (Option<std::net::IpAddr>, Option<u16>, &'a str);
+    let mut seen: rustc_hash::FxHashMap<Key, &crate::model::VirtualHost> =
+        rustc_hash::FxHashMap::default();
+    seen.reserve(config.vhosts.len());
     for v in &config.vhosts {
         let Some(name) = &v.host.server_name else {
             continue;
         };
         for addr in &v.addrs {
-            let key = (addr.ip, addr.port, name.to_ascii_lowercase());
+            let key = (addr.ip, addr.port, name.as_str());
             if let Some(first) = seen.get(&key) {
                 out.push(Diagnostic::warning(
                     &v.loc,

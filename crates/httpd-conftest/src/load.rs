@@ -139,6 +139,7 @@ impl Loader {
             loc: loc(file, syntax::Pos { line: 1, column: 1 }),
             children: Some(Vec::new()),
             inactive: false,
+            info: None,
         }];
         let mut too_deep = 0usize;
         // Lines become directives on the threads that parse them; nesting is in order here.
@@ -147,7 +148,8 @@ impl Loader {
             Ok(line) => match line.kind {
                 LineKind::Directive { name, args } => Item::Leaf(directive(file, name, args, None)),
                 LineKind::Open { name, args } => {
-                    let mut section = directive(file, name, args, Some(Vec::new()));
+                    // Room for a typical section's directives without regrowing.
+                    let mut section = directive(file, name, args, Some(Vec::with_capacity(8)));
                     // A section is located at its '<', where the reader's eye goes.
                     section.loc = loc(file, line.pos);
                     Item::Open(section)
@@ -240,7 +242,7 @@ impl Loader {
                 self.substitute(&mut d);
             }
             // The lowercase name of a known directive (no allocation per directive).
-            let name = crate::directives::lookup(&d.name).map_or("", |i| i.key);
+            let name = d.info.map_or("", |i| i.key);
             match name {
                 "define" if !inactive && !d.is_section() => self.define(&d),
                 "undefine" if !inactive && !d.is_section() => {
@@ -624,6 +626,7 @@ fn directive(
 ) -> Directive {
     Directive {
         loc: loc(file, name.pos),
+        info: crate::directives::lookup(&name.text),
         name: name.text,
         args: args
             .into_iter()

@@ -29,6 +29,9 @@ pub struct Directive {
     pub children: Option<Vec<Directive>>,
     /// True inside a conditional section that evaluated false (linted, never applied).
     pub inactive: bool,
+    /// The directive table's entry for the name (None for an unknown name), looked up
+    /// once, on the thread that parsed the line.
+    pub info: Option<&'static crate::directives::Info>,
 }
 
 impl Directive {

@@ -321,7 +321,7 @@ impl<'a> Validator<'a> {
 
     /// Checks the name and context; returns the table entry for a known name.
     pub(super) fn known(&mut self, d: &Directive, scope: Scope) -> Option<&'static Info> {
-        let Some(info) = directives::lookup(&d.name) else {
+        let Some(info) = d.info else {
             let shown = if d.is_section() {
                 format!("<{}>", d.name)
             } else {

@@ -27,13 +27,22 @@ pub(crate) fn valid_server_name(name: &str) -> bool {
     {
         return true;
     }
-    name.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    // One pass over the bytes: labels of 1 to 63 name characters between dots.
+    let mut label = 0usize;
+    for b in name.bytes() {
+        match b {
+            b'.' if label == 0 => return false,
+            b'.' => label = 0,
+            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' => {
+                label += 1;
+                if label > 63 {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    label > 0
 }
 
 /// `https://www.example.com:443` → `www.example.com` (ServerName accepts
@@ -44,6 +53,10 @@ pub(crate) fn strip_scheme_port(name: &str) -> String {
 
 /// The host part of `[scheme://]name[:port]`, as written.
 fn host_of(name: &str) -> &str {
+    // Most names have neither scheme nor port.
+    if !name.contains(':') {
+        return name;
+    }
     let rest = name.split_once("://").map(|(_, r)| r).unwrap_or(name);
     if let Some(v6) = rest.strip_prefix('[') {
         return v6.split(']').next().unwrap_or("");
