@@ -49,22 +49,6 @@ impl Drop for Dev {
     }
 }
 
-/// Waits (up to 30 s) until `needle` is in the output, whichever stream it came from. The
-/// harness reads stdout and stderr on two threads, so of a line on stdout and a later one
-/// on stderr, the stderr line may arrive first: waiting for the stdout line with
-/// `wait_for_line` would then consume the stderr line before it is waited for.
-fn wait_for_text(server: &Server, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !server.output().contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} within 30 s; output so far:\n{}",
-            server.output()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -358,7 +342,7 @@ fn crash_page_details_are_for_loopback_clients_only() {
         "import sys\nprint('boom: secret detail', file=sys.stderr)\nsys.exit(3)\n",
     );
     let (server, addr) = start(&sb, &["--https", "--app", "python3 app.py"]);
-    wait_for_text(&server, "the app exited at start (exit status 3)");
+    server.wait_for_text("the app exited at start (exit status 3)");
     let out = Command::new(curl)
         .args(["-sk", "-i", "--http1.1", "--max-time", "10"])
         .arg(format!("https://{addr}/x"))
@@ -431,8 +415,8 @@ fn control_c_during_a_slow_restart_stops_everything_at_once() {
     sb.write("app.py", format!("{DEAF_APP}{APP}# edited\n"));
     // The TERM comes from the restart's stop. (Not wait_for_line one after the other: the
     // app's stderr line may arrive before httpd-dev's stdout line, see wait_for_text.)
-    wait_for_text(&server, "app: TERM ignored");
-    wait_for_text(&server, "Restarting the app");
+    server.wait_for_text("app: TERM ignored");
+    server.wait_for_text("Restarting the app");
     // The restart now waits out the old app's grace period; the main loop still serves
     // files meanwhile, and CONTROL-C does not wait for the restart.
     assert!(get(addr, "/index.html").contains("v1"));
@@ -1023,7 +1007,7 @@ fn files_the_app_writes_do_not_restart_it() {
     let source = sb.path().canonicalize().unwrap().join("app.py");
     let edit = format!("Changed: {}", source.display());
     // Printed in order: a change the writes had made would come before the edit's line.
-    wait_for_text(&server, &edit);
+    server.wait_for_text(&edit);
     let out = server.output();
     let changes: Vec<&str> = out.lines().filter(|l| l.starts_with("Changed:")).collect();
     assert_eq!(changes, [edit.as_str()], "{out}");

@@ -900,15 +900,7 @@ fn stopped_rotator_never_blocks_requests_and_drops_are_counted() {
     // 2000 lines of 2 KiB: 4 MB, more than core's queue (1 MiB) and the pipe (64 KiB).
     request_batch_padded(addr, 0..REQUESTS, 2000);
     drop(stopped);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !core.output().contains("line(s) dropped") {
-        assert!(
-            Instant::now() < deadline,
-            "no dropped-lines notice after SIGCONT:\n{}",
-            core.output()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    core.wait_for_text("line(s) dropped");
     signal(core.pid(), "TERM");
     assert_eq!(core.wait_exit(Duration::from_secs(20)), Some(0));
     wait_rotators_gone(&logs);
@@ -953,11 +945,11 @@ fn sigkill_loses_exactly_the_lines_in_the_pipe() {
     request_batch(addr, 0..100);
     let first = rotator_pid(&logs);
     // Lines read before the stop are written by then (a batch is written when read).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while count_newlines(&logs) < 100 {
-        assert!(Instant::now() < deadline, "first 100 lines not written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        || "first 100 lines not written".into(),
+        || count_newlines(&logs) >= 100,
+    );
     signal(first, "STOP");
     let stopped = Stopped(first);
     request_batch(addr, 100..200);
@@ -994,11 +986,11 @@ fn sigkill_under_load_costs_at_most_the_pipe_contents() {
         })
         .collect();
     // Kill once lines are flowing.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count_newlines(&logs) < 500 {
-        assert!(Instant::now() < deadline, "no lines flowing");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(
+        Duration::from_secs(20),
+        || "no lines flowing".into(),
+        || count_newlines(&logs) >= 500,
+    );
     signal(first, "KILL");
     for c in clients {
         c.join().expect("every request answered");
@@ -1096,20 +1088,17 @@ fn piped_error_log_receives_errors() {
         core.wait_for_line("configuration reloaded");
         signal(core.pid(), "TERM");
         assert_eq!(core.wait_exit(Duration::from_secs(20)), Some(0));
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let text = loop {
-            let text = std::fs::read_to_string(&target).unwrap_or_default();
-            if text.contains("Listen changes take effect only after a restart")
-                || std::time::Instant::now() > deadline
-            {
-                break text;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(
-            text.contains("Listen changes take effect only after a restart"),
-            "{form}: the piped ErrorLog got {text:?}; core said:\n{}",
-            core.output()
+        let logged = || std::fs::read_to_string(&target).unwrap_or_default();
+        wait_until(
+            Duration::from_secs(10),
+            || {
+                format!(
+                    "{form}: the piped ErrorLog got {:?}; core said:\n{}",
+                    logged(),
+                    core.output()
+                )
+            },
+            || logged().contains("Listen changes take effect only after a restart"),
         );
         assert!(
             !core.output().contains("Listen changes"),

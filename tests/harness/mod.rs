@@ -224,6 +224,17 @@ impl Server {
         }
     }
 
+    /// Waits (up to 30 s) until the output so far contains `needle`, wherever it is. Unlike
+    /// [`Server::wait_for_line`] it consumes nothing, so lines of stdout and stderr (read
+    /// on two threads) may be awaited in any order.
+    pub fn wait_for_text(&self, needle: &str) {
+        wait_until(
+            Duration::from_secs(30),
+            || format!("no {needle:?}; output so far:\n{}", self.output()),
+            || self.output().contains(needle),
+        );
+    }
+
     /// Waits for httpd-core's `listening on http://ADDR` line and returns ADDR.
     pub fn wait_for_listen(&self) -> SocketAddr {
         let line = self.wait_for_line("listening on http://");
@@ -348,6 +359,15 @@ pub const CHROMIUM_HEADLESS: &[&str] = &[
     "--disable-component-update",
     "--disable-sync",
 ];
+
+/// Polls `done` every 20 ms until it holds; after `limit`, fails the test with `what()`.
+pub fn wait_until(limit: Duration, what: impl Fn() -> String, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "after {limit:?}: {}", what());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// Starts `httpd-core -f CONF` in `dir` and waits until it is ready; returns the server and
 /// the address from its `listening on http://ADDR` line (so configs can `Listen ...:0`).

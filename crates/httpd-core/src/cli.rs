@@ -250,39 +250,41 @@ fn init_tracing(site: &Site) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi);
-    match &site.server.error_log {
-        site::ErrorLogTarget::File(p) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-        {
-            Ok(f) => {
-                let handle = ErrorLogFile(Arc::new(std::sync::Mutex::new(f)));
-                let _ = ERROR_LOG.set((p.clone(), handle.clone()));
-                let _ = builder
-                    .with_ansi(false)
-                    .with_writer(move || handle.clone())
-                    .try_init();
-            }
-            Err(e) => {
-                let _ = builder.with_writer(std::io::stderr).try_init();
-                tracing::error!(path = %p.display(), error = %e, "cannot open ErrorLog; using stderr");
-            }
-        },
-        site::ErrorLogTarget::Pipe(cmd) => match crate::access_log::Sink::pipe(cmd.clone()) {
-            Ok(sink) => {
-                let sink = ErrorLogPipe(Arc::new(sink));
-                let _ = builder
-                    .with_ansi(false)
-                    .with_writer(move || sink.clone())
-                    .try_init();
-            }
-            Err(e) => {
-                let _ = builder.with_writer(std::io::stderr).try_init();
-                tracing::error!(error = %e, "cannot start the piped ErrorLog; using stderr");
-            }
-        },
-        site::ErrorLogTarget::Stderr => {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    // A file or piped ErrorLog gets plain text; one that cannot be opened or started is
+    // reported on stderr, which then stands in for it.
+    let writer: Option<Result<BoxMakeWriter, String>> = match &site.server.error_log {
+        site::ErrorLogTarget::Stderr => None,
+        site::ErrorLogTarget::File(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map(|f| {
+                    let handle = ErrorLogFile(Arc::new(std::sync::Mutex::new(f)));
+                    let _ = ERROR_LOG.set((p.clone(), handle.clone()));
+                    BoxMakeWriter::new(move || handle.clone())
+                })
+                .map_err(|e| format!("cannot open ErrorLog {}: {e}", p.display())),
+        ),
+        site::ErrorLogTarget::Pipe(cmd) => Some(
+            crate::access_log::Sink::pipe(cmd.clone())
+                .map(|sink| {
+                    let sink = ErrorLogPipe(Arc::new(sink));
+                    BoxMakeWriter::new(move || sink.clone())
+                })
+                .map_err(|e| format!("cannot start the piped ErrorLog: {e}")),
+        ),
+    };
+    match writer {
+        Some(Ok(writer)) => {
+            let _ = builder.with_ansi(false).with_writer(writer).try_init();
+        }
+        Some(Err(why)) => {
+            let _ = builder.with_writer(std::io::stderr).try_init();
+            tracing::error!("{why}; using stderr");
+        }
+        None => {
             let _ = builder.with_writer(std::io::stderr).try_init();
         }
     }

@@ -78,7 +78,7 @@ pub struct ConnShared {
     head_content_length_lines: std::sync::Mutex<std::collections::VecDeque<u32>>,
     /// The same, counted over raw bytes, once [`Framing`] has lost track of the stream
     /// (conservative: body bytes may count too).
-    pub content_length_lines: AtomicU32,
+    content_length_lines: AtomicU32,
     /// The client's address (from the PROXY header when there is one).
     pub peer: Option<SocketAddr>,
     /// The address the connection arrived on.

@@ -19,7 +19,7 @@ pub enum Listener {
     Unix(UnixListener, PathBuf),
 }
 
-/// An accepted connection.
+/// A TCP or Unix socket connection: one accepted by a listener, or one to a proxy backend.
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),

@@ -237,7 +237,7 @@ impl<'a> Validator<'a> {
         let chunks: Vec<&[&Directive]> = nodes.chunks(nodes.len().div_ceil(threads)).collect();
         let server = self.server.clone();
         let root = self.server_root.clone();
-        let done = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let workers: Vec<_> = chunks[1..]
                 .iter()
                 .map(|chunk| {
@@ -267,8 +267,7 @@ impl<'a> Validator<'a> {
                 }
             }
             vhosts
-        });
-        done
+        })
     }
 
     /// What a worker validator found, to merge into the main one.
