@@ -259,7 +259,7 @@ impl Validator<'_> {
             }
             "errorlog" => {
                 if let Some(a) = self.one(d) {
-                    host.error_log = self.log_target(&a.value);
+                    host.error_log = self.log_target(&a.value, &a.loc);
                 }
             }
             "loglevel" => {
@@ -485,8 +485,15 @@ impl Validator<'_> {
     /// Where a log goes. A piped logger keeps Apache 2.4's marker after the `|`: `$cmd`
     /// runs through the shell, `|cmd` (from `||cmd`) and plain `cmd` run the program
     /// directly; httpd-core reads the marker.
-    pub(super) fn log_target(&self, value: &str) -> LogTarget {
+    pub(super) fn log_target(&mut self, value: &str, loc: &Loc) -> LogTarget {
         if let Some(cmd) = value.strip_prefix('|') {
+            let program = cmd.strip_prefix(['$', '|']).unwrap_or(cmd).trim();
+            if program.is_empty() {
+                self.error(
+                    loc,
+                    format!("{value:?} names no command to pipe the log to"),
+                );
+            }
             LogTarget::Pipe(cmd.trim().to_string())
         } else if value.eq_ignore_ascii_case("syslog")
             || value.to_ascii_lowercase().starts_with("syslog:")
@@ -540,7 +547,7 @@ impl Validator<'_> {
         push_small(
             &mut host.custom_logs,
             CustomLog {
-                target: self.log_target(target),
+                target: self.log_target(target, &d.args[0].loc),
                 format: if is_format {
                     format.to_string()
                 } else {

@@ -208,3 +208,27 @@ fn virtual_hosts_that_change_server_settings_are_validated_in_order() {
         _ => String::new(),
     }));
 }
+
+#[test]
+fn a_piped_log_without_a_command_is_an_error() {
+    for line in [
+        "CustomLog \"|\" common",
+        "CustomLog \"|$ \" common",
+        "TransferLog \"||\"",
+        "ErrorLog \"|  \"",
+    ] {
+        let loaded = crate::load_str(line, "t.conf", &Default::default());
+        let errors: Vec<_> = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect();
+        assert_eq!(errors.len(), 1, "{line}: {errors:?}");
+        assert!(
+            errors[0].message.contains("names no command"),
+            "{line}: {errors:?}"
+        );
+    }
+    let fine = crate::load_str("CustomLog \"|$cat\" common", "t.conf", &Default::default());
+    assert!(!fine.has_errors(), "{:?}", fine.diagnostics);
+}
