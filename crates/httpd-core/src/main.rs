@@ -1,7 +1,7 @@
 // Many short-lived allocations per request (hyper's head, header maps, the response):
 // mimalloc's thread-local free lists make them markedly cheaper than glibc's malloc.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: httpd_alloc::MiMalloc = httpd_alloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     httpd_core::cli::main()

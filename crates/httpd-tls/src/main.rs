@@ -1,7 +1,7 @@
 // A handshake allocates many short-lived buffers (rustls messages, tokio tasks):
 // mimalloc's thread-local free lists are cheaper than glibc's malloc, as in httpd-core.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: httpd_alloc::MiMalloc = httpd_alloc::MiMalloc;
 
 use std::process::ExitCode;
 
