@@ -80,32 +80,39 @@ const PARALLEL_MIN: usize = 512 * 1024;
 /// thread parses the first piece and streams it to `f` while other threads parse the
 /// rest, whose lines follow in order.
 pub fn for_each_line(text: &str, f: impl FnMut(Result<Line, SyntaxError>)) {
-    for_each_line_mapped(text, |item| item, f);
+    for_each_line_mapped(text, || |item| item, f);
 }
 
-/// [`for_each_line`], with `map` applied to each item on the thread that parsed it (the
-/// caller's conversion of lines into its own types runs in parallel too).
-pub fn for_each_line_mapped<T: Send>(
+/// [`for_each_line`], with each item converted on the thread that parsed it (the caller's
+/// conversion of lines into its own types runs in parallel too) by a converter that
+/// `new_map` makes for each thread (so threads need not share, say, a reference count).
+pub fn for_each_line_mapped<T: Send, M: FnMut(Result<Line, SyntaxError>) -> T>(
     text: &str,
-    map: impl Fn(Result<Line, SyntaxError>) -> T + Sync,
+    new_map: impl Fn() -> M + Sync,
     mut f: impl FnMut(T),
 ) {
     let pieces = split_for_threads(text);
     if pieces.len() == 1 {
+        let mut map = new_map();
         return lines_from(text, 1, |item| f(map(item)));
     }
-    let map = &map;
+    let new_map = &new_map;
     std::thread::scope(|scope| {
         let workers: Vec<_> = pieces[1..]
             .iter()
             .map(|&(piece, first_line)| {
                 scope.spawn(move || {
-                    let mut items = Vec::new();
+                    let mut map = new_map();
+                    // At most one item per line: sized once rather than regrown (and
+                    // copied) a dozen times.
+                    let lines = memchr::memchr_iter(b'\n', piece.as_bytes()).count() + 1;
+                    let mut items = Vec::with_capacity(lines);
                     lines_from(piece, first_line, |item| items.push(map(item)));
                     items
                 })
             })
             .collect();
+        let mut map = new_map();
         lines_from(pieces[0].0, 1, |item| f(map(item)));
         for worker in workers {
             match worker.join() {
@@ -152,7 +159,13 @@ fn split_for_threads(text: &str) -> Vec<(&str, u32)> {
 /// Parses `text`, whose first line is line `first_line` of its file.
 fn lines_from(text: &str, first_line: u32, mut f: impl FnMut(Result<Line, SyntaxError>)) {
     let mut pending: Option<Logical<'_>> = None;
-    for (idx, raw) in text.split('\n').enumerate() {
+    // Physical lines, cut with the memchr crate's vectorised search (str::split's is
+    // scalar, and finding newlines was a tenth of parsing).
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    for (idx, end) in ends.enumerate() {
+        let raw = &text[start..end];
+        start = end + 1;
         let pos = Pos {
             line: first_line + idx as u32,
             column: 1,
@@ -311,7 +324,7 @@ fn unquote(raw: &str) -> (String, bool) {
         return (raw.to_string(), false);
     }
     let inner = &raw[1..raw.len() - 1];
-    if !inner.contains('\\') {
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
         return (inner.to_string(), true);
     }
     let mut out = String::with_capacity(inner.len());
