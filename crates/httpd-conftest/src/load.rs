@@ -137,6 +137,7 @@ impl Loader {
             loc: loc(file, syntax::Pos { line: 1, column: 1 }),
             children: Some(Vec::new()),
             inactive: false,
+            settled: true,
             info: None,
         }];
         let mut too_deep = 0usize;
@@ -252,6 +253,10 @@ impl Loader {
             return out;
         }
         for d in &mut nodes {
+            // Parsed as active, with nothing to substitute or apply anywhere below.
+            if d.settled && !inactive {
+                continue;
+            }
             self.apply(d, inactive, depth);
             self.resolve_children(d, inactive, depth);
         }
@@ -347,8 +352,7 @@ impl Loader {
     /// Replaces `${NAME}` in every argument (Define first, then the environment).
     fn substitute(&mut self, d: &mut Directive) {
         for arg in &mut d.args {
-            // memchr first: nearly no argument has a '$' at all.
-            if memchr::memchr(b'$', arg.value.as_bytes()).is_none() || !arg.value.contains("${") {
+            if !has_variable(&arg.value) {
                 continue;
             }
             let mut out = String::with_capacity(arg.value.len());
@@ -669,9 +673,11 @@ fn directive(
     args: Vec<Word>,
     children: Option<Vec<Directive>>,
 ) -> Directive {
+    let info = crate::directives::lookup(&name.text);
+    let settled = !splices_key(info) && !args.iter().any(|w| has_variable(&w.text));
     Directive {
         loc: loc(file, name.pos),
-        info: crate::directives::lookup(&name.text),
+        info,
         name: name.text,
         args: args
             .into_iter()
@@ -682,14 +688,33 @@ fn directive(
             .collect(),
         children,
         inactive: false,
+        settled,
     }
+}
+
+/// Whether `s` has a `${`; memchr first, since nearly no argument has a '$' at all.
+fn has_variable(s: &str) -> bool {
+    memchr::memchr(b'$', s.as_bytes()).is_some() && s.contains("${")
+}
+
+/// Whether resolving a directive with this table entry does more than substitute its
+/// variables: applying a Define, UnDefine or ServerRoot, or splicing (see [`splices`]).
+fn splices_key(info: Option<&'static crate::directives::Info>) -> bool {
+    matches!(
+        info.map_or("", |i| i.key),
+        "define" | "undefine" | "serverroot"
+    ) || splices_info(info)
 }
 
 /// Whether something other than `d` itself may take its place when resolved: an
 /// included file, or a conditional section's body.
 fn splices(d: &Directive) -> bool {
+    splices_info(d.info)
+}
+
+fn splices_info(info: Option<&'static crate::directives::Info>) -> bool {
     matches!(
-        d.info.map_or("", |i| i.key),
+        info.map_or("", |i| i.key),
         "include"
             | "includeoptional"
             | "ifdefine"
@@ -702,9 +727,10 @@ fn splices(d: &Directive) -> bool {
 }
 
 fn push_child(stack: &mut [Directive], d: Directive) {
-    stack
-        .last_mut()
-        .and_then(|top| top.children.as_mut())
+    let top = stack.last_mut().expect("the stack has a bottom");
+    top.settled &= d.settled;
+    top.children
+        .as_mut()
         .expect("the stack bottom is a section")
         .push(d);
 }

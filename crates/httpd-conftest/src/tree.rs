@@ -29,6 +29,10 @@ pub struct Directive {
     pub children: Option<Vec<Directive>>,
     /// True inside a conditional section that evaluated false (linted, never applied).
     pub inactive: bool,
+    /// Nothing in it or below it for the loader to resolve: no `${`, Define, UnDefine,
+    /// ServerRoot, Include or conditional section. Set while parsing, so that resolving
+    /// can skip the subtree.
+    pub settled: bool,
     /// The directive table's entry for the name (None for an unknown name), looked up
     /// once, on the thread that parsed the line.
     pub info: Option<&'static crate::directives::Info>,
