@@ -48,6 +48,9 @@ pub enum LineKind {
 pub struct Line {
     pub kind: LineKind,
     pub pos: Pos,
+    /// The line has a `$` somewhere (so perhaps a `${VAR}` to substitute): one search
+    /// per line rather than one per word.
+    pub dollar: bool,
 }
 
 /// A syntax error at a position.
@@ -181,6 +184,7 @@ fn lines_from(text: &str, first_line: u32, mut f: impl FnMut(Result<Line, Syntax
                 first: pos,
                 more: Vec::new(),
                 ascii: false,
+                dollar: false,
             },
             Some(mut prev) => {
                 let start = prev.text.len();
@@ -203,6 +207,7 @@ fn lines_from(text: &str, first_line: u32, mut f: impl FnMut(Result<Line, Syntax
 
 fn handle(logical: &mut Logical<'_>, f: &mut impl FnMut(Result<Line, SyntaxError>)) {
     logical.ascii = logical.text.is_ascii();
+    logical.dollar = memchr::memchr(b'$', logical.text.as_bytes()).is_some();
     if logical.text.len() > MAX_LINE {
         f(Err(SyntaxError {
             pos: logical.pos_at(0),
@@ -229,6 +234,8 @@ struct Logical<'a> {
     more: Vec<(usize, Pos)>,
     /// The text is all ASCII, so a column is a byte offset.
     ascii: bool,
+    /// The text has a `$` ([`Line::dollar`]).
+    dollar: bool,
 }
 
 impl Logical<'_> {
@@ -433,11 +440,13 @@ fn parse_line(line: &Logical<'_>) -> Result<Option<Line>, SyntaxError> {
             return Ok(Some(Line {
                 kind: LineKind::Close { name },
                 pos,
+                dollar: line.dollar,
             }));
         }
         return Ok(Some(Line {
             kind: LineKind::Open { name, args },
             pos,
+            dollar: line.dollar,
         }));
     }
     let mut all = words(line, start, rest)?;
@@ -445,6 +454,7 @@ fn parse_line(line: &Logical<'_>) -> Result<Option<Line>, SyntaxError> {
     Ok(Some(Line {
         kind: LineKind::Directive { name, args: all },
         pos,
+        dollar: line.dollar,
     }))
 }
 
