@@ -526,6 +526,11 @@ fn virtual_hosts_by_name_alias_and_absolute_form() {
     assert_eq!(body(&host("B.Example:8080")), "site B\n");
     assert_eq!(body(&host("www.b.example")), "site B\n");
     assert_eq!(
+        body(&host("WWW.B.Example.:80")),
+        "site B\n",
+        "case, trailing dot and port ignored"
+    );
+    assert_eq!(
         body(&host("unknown.example")),
         "site A\n",
         "first vhost is the default"

@@ -66,16 +66,17 @@ pub fn find(host: &Host, eff: &Effective, path: &str, fs_path: &Path) -> Option<
             path_info: info.to_string(),
         });
     }
-    let by_ext = fs_path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .is_some_and(|ext| {
-            eff.add_handler
-                .iter()
-                .rev()
-                .any(|(e, h)| *e == ext && h.eq_ignore_ascii_case("cgi-script"))
-        });
+    let by_ext = !eff.add_handler.is_empty()
+        && fs_path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .is_some_and(|ext| {
+                eff.add_handler
+                    .iter()
+                    .rev()
+                    .any(|(e, h)| *e == ext && h.eq_ignore_ascii_case("cgi-script"))
+            });
     if (eff.handler == crate::site::Handler::Cgi || by_ext) && eff.options.exec_cgi {
         return Some(Script {
             file: fs_path.to_path_buf(),

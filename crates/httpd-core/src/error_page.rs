@@ -10,17 +10,18 @@ use http::{Response, StatusCode};
 use crate::body::Body;
 
 /// A response with `status` and its small built-in HTML page (formatted once per status,
-/// then shared).
+/// with its Content-Length value, then shared).
 pub fn builtin(status: StatusCode) -> Response<Body> {
-    static PAGES: [OnceLock<Bytes>; 600] = [const { OnceLock::new() }; 600];
+    static PAGES: [OnceLock<(Bytes, HeaderValue)>; 600] = [const { OnceLock::new() }; 600];
     let code = status.as_u16();
-    let page = PAGES[usize::from(code) % 600].get_or_init(|| {
+    let (page, len) = PAGES[usize::from(code) % 600].get_or_init(|| {
         let reason = status.canonical_reason().unwrap_or("");
-        Bytes::from(format!(
+        let page = Bytes::from(format!(
             "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body><h1>{code} {reason}</h1></body></html>\n"
-        ))
+        ));
+        let len = HeaderValue::from(page.len());
+        (page, len)
     });
-    let len = page.len();
     let mut resp = Response::new(Body::full(page.clone()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -28,7 +29,7 @@ pub fn builtin(status: StatusCode) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CONTENT_LENGTH, len.clone());
     resp
 }
 

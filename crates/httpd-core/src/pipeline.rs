@@ -8,6 +8,7 @@
 //! 6. ErrorDocument, Header, Server, `Connection: close` when the connection must end;
 //! 7. the access log line and statistics, when the body is done ([`LogDone`]).
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -45,7 +46,9 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
     let site = &ctx.site;
 
     let mut close = false;
-    let (host, mut resp) = match check(&parts, site, shared) {
+    let checked = check(&parts, site, shared)
+        .map(|name| Arc::clone(site.select_host(shared.local, name.as_deref())));
+    let (host, mut resp) = match checked {
         Err(status) => {
             close = true;
             if matches!(status.as_u16(), 413 | 414 | 431) {
@@ -54,8 +57,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
             let host = Arc::clone(site.select_host(shared.local, None));
             (host, error_page::builtin(status))
         }
-        Ok(name) => {
-            let host = Arc::clone(site.select_host(shared.local, name.as_deref()));
+        Ok(host) => {
             let resp = route(&mut parts, Some(body), &host, site, &ctx, &mut close).await;
             (host, resp)
         }
@@ -93,12 +95,13 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
     resp
 }
 
-/// The framing and protocol checks of step 1. Ok(host name) or the status to refuse with.
-fn check(
-    parts: &http::request::Parts,
+/// The framing and protocol checks of step 1. Ok(host name: lowercase, without port or
+/// trailing dot) or the status to refuse with.
+fn check<'p>(
+    parts: &'p http::request::Parts,
     site: &Site,
     shared: &ConnShared,
-) -> Result<Option<String>, StatusCode> {
+) -> Result<Option<Cow<'p, str>>, StatusCode> {
     let h = &parts.headers;
     if parts.version != Version::HTTP_2 {
         // RFC 9112 §6.1: Content-Length with Transfer-Encoding is how requests are
@@ -130,10 +133,9 @@ fn check(
         return Err(StatusCode::BAD_REQUEST);
     }
     // The authority of an absolute-form target wins over Host (RFC 9112 §3.2.2).
-    let authority = parts.uri.authority().map(|a| a.as_str().to_string());
-    let name = match (&authority, host_hdr) {
-        (Some(a), _) => Some(a.clone()),
-        (None, Some(v)) => Some(v.to_str().map_err(|_| StatusCode::BAD_REQUEST)?.to_string()),
+    let name = match (parts.uri.authority(), host_hdr) {
+        (Some(a), _) => Some(a.as_str()),
+        (None, Some(v)) => Some(v.to_str().map_err(|_| StatusCode::BAD_REQUEST)?),
         (None, None) => None,
     };
     if name.is_none() && parts.version == Version::HTTP_11 {
@@ -150,10 +152,12 @@ fn check(
             {
                 return Err(StatusCode::BAD_REQUEST);
             }
-            let n = site::build::strip_port(&n)
-                .trim_end_matches('.')
-                .to_ascii_lowercase();
-            Some(n)
+            let n = site::build::strip_port(n).trim_end_matches('.');
+            Some(if n.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(n.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(n)
+            })
         }
         None => None,
     };
@@ -564,14 +568,16 @@ fn finish_error(
         }
     };
     // Keep what the original response said about the resource (Allow, Content-Range).
-    apply_rules(
-        resp.headers_mut(),
-        &eff.headers
-            .iter()
-            .filter(|r| r.always)
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
+    if eff.headers.iter().any(|r| r.always) {
+        apply_rules(
+            resp.headers_mut(),
+            &eff.headers
+                .iter()
+                .filter(|r| r.always)
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+    }
     resp
 }
 

@@ -35,6 +35,10 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::BadRequest);
     }
+    if is_plain(raw) {
+        // Nothing to decode or resolve: the path is its own normal form.
+        return Ok(raw.to_string());
+    }
     let bytes = raw.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -83,8 +87,36 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// Whether `raw` (starting with `/`) is already normal: no escape, NUL or backslash, and
+/// no empty, `.` or `..` segment except the empty one after a trailing `/`. One pass over
+/// the bytes, for the common request that [`normalize`] would rebuild unchanged.
+fn is_plain(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    // `seg` counts the bytes of the current segment; `dots` whether they are all dots.
+    let (mut seg, mut dots) = (0usize, true);
+    for &c in &b[1..] {
+        match c {
+            b'%' | b'\\' | 0 => return false,
+            b'/' => {
+                if seg == 0 || (dots && seg <= 2) {
+                    return false;
+                }
+                (seg, dots) = (0, true);
+            }
+            _ => {
+                seg += 1;
+                dots &= c == b'.';
+            }
+        }
+    }
+    !(dots && (1..=2).contains(&seg))
+}
+
 /// Whether a normalized path names a dotfile that must not be served (rule 7).
 pub fn is_denied_dotfile(normalized: &str) -> bool {
+    if !normalized.contains("/.") {
+        return false;
+    }
     normalized
         .split('/')
         .filter(|s| !s.is_empty())
@@ -95,14 +127,22 @@ pub fn is_denied_dotfile(normalized: &str) -> bool {
 /// Joins the normalized `rel` (as returned by [`normalize`], possibly with a prefix
 /// removed) onto `root`, one segment at a time (rule 6).
 pub fn join(root: &Path, rel: &str) -> PathBuf {
-    let mut path = root.to_path_buf();
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    // Built as bytes in one allocation; the same result as pushing each segment onto a
+    // PathBuf (a separator between segments, none doubled after a root ending in `/`).
+    let root = root.as_os_str().as_bytes();
+    let mut path = Vec::with_capacity(root.len() + rel.len() + 1);
+    path.extend_from_slice(root);
     for seg in rel.split('/') {
         if seg.is_empty() || seg == "." || seg == ".." {
             continue;
         }
-        path.push(seg);
+        if !path.is_empty() && !path.ends_with(b"/") {
+            path.push(b'/');
+        }
+        path.extend_from_slice(seg.as_bytes());
     }
-    path
+    PathBuf::from(std::ffi::OsString::from_vec(path))
 }
 
 /// Whether `path` (which exists) resolves, through symlinks, outside `canonical_root`
@@ -160,6 +200,26 @@ mod tests {
         }
     }
 
+    /// The one-pass check agrees with the full normalization: a path it calls plain is
+    /// returned unchanged, and every other path takes the full route.
+    #[test]
+    fn plain_paths_are_their_own_normal_form() {
+        let plain = [
+            "/", "/a", "/a/", "/a/b.c", "/...", "/a/.../b", "/.x/y", "/a..", "/é",
+        ];
+        for raw in plain {
+            assert!(is_plain(raw), "{raw}");
+            assert_eq!(normalize(raw).as_deref(), Ok(raw), "{raw}");
+        }
+        let not_plain = [
+            "//", "/a//b", "/.", "/..", "/a/.", "/a/..", "/./a", "/a/../b", "/%41", "/a\\b",
+            "/a\0b", "/a/./",
+        ];
+        for raw in not_plain {
+            assert!(!is_plain(raw), "{raw}");
+        }
+    }
+
     #[test]
     fn dotfiles() {
         assert!(is_denied_dotfile("/.git/config"));
@@ -174,5 +234,20 @@ mod tests {
         let root = Path::new("/srv/www");
         assert_eq!(join(root, "/etc/passwd"), Path::new("/srv/www/etc/passwd"));
         assert_eq!(join(root, "/a//../b"), Path::new("/srv/www/a/b"));
+        // The same as pushing the segments onto a PathBuf, whatever the root looks like.
+        for (root, rel) in [
+            ("/", "/a/b"),
+            ("/srv/www/", "/a/"),
+            ("/srv/www", ""),
+            ("/srv/www", "/"),
+            ("", "/a/b"),
+            ("rel", "x"),
+        ] {
+            let mut want = Path::new(root).to_path_buf();
+            for seg in rel.split('/').filter(|s| !s.is_empty()) {
+                want.push(seg);
+            }
+            assert_eq!(join(Path::new(root), rel), want, "{root} + {rel}");
+        }
     }
 }

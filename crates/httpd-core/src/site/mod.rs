@@ -10,6 +10,7 @@
 pub mod build;
 mod matcher;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -183,6 +184,9 @@ pub struct Host {
     pub file_cache: crate::static_files::cache::FileCache,
     /// ProxyPass rules (issue 4), None when the host proxies nothing.
     pub proxy: Option<Arc<crate::proxy::Proxy>>,
+    /// The defaults merged with `dir`, once (see [`Host::effective`]); filled on first use,
+    /// so `dir` must not change after the host serves a request.
+    pub base: std::sync::OnceLock<Effective>,
 }
 
 impl Host {
@@ -204,6 +208,7 @@ impl Host {
             requests: Default::default(),
             file_cache: Default::default(),
             proxy: None,
+            base: Default::default(),
         }
     }
 
@@ -214,16 +219,30 @@ impl Host {
 
     /// The merged per-directory settings for a request of `url_path` served from the
     /// filesystem path `fs_path` (None when no file is involved), in Apache's order.
-    pub fn effective(&self, url_path: &str, fs_path: Option<&Path>) -> Effective {
-        let mut eff = Effective::default();
-        eff.apply(&self.dir);
-        if let Some(fs) = fs_path {
+    /// Borrowed from the host when no section applies (the host-level settings, merged
+    /// once): most requests of most sites need no merge and no allocation.
+    pub fn effective(&self, url_path: &str, fs_path: Option<&Path>) -> Cow<'_, Effective> {
+        let base = self.base.get_or_init(|| {
+            let mut eff = Effective::default();
+            eff.apply(&self.dir);
+            eff
+        });
+        if self.sections.is_empty() {
+            return Cow::Borrowed(base);
+        }
+        // The scopes that apply, in merge order.
+        let mut scopes: Vec<&PerDir> = Vec::new();
+        let has = |kind| self.sections.iter().any(|s| s.kind == kind);
+        if let (Some(fs), true) = (
+            fs_path,
+            has(SectionKind::Directory) || has(SectionKind::Files),
+        ) {
             // A URL ending in `/` names a directory; anything else is looked up as a
             // file (a directory without the slash is redirected before it matters).
             let dir_of = if url_path.ends_with('/') {
-                fs.to_path_buf()
+                fs
             } else {
-                fs.parent().map(Path::to_path_buf).unwrap_or_default()
+                fs.parent().unwrap_or(Path::new(""))
             };
             let dir_str = dir_of.to_string_lossy();
             // Plain <Directory> sections, shortest (least specific) first.
@@ -236,11 +255,11 @@ impl Host {
             plain.sort_by_key(|s| s.matcher.component_count());
             let name = fs
                 .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
+                .map(|n| n.to_string_lossy())
                 .unwrap_or_default();
             let mut nested_files: Vec<&Section> = Vec::new();
             for s in &plain {
-                eff.apply(&s.dir);
+                scopes.push(&s.dir);
                 nested_files.extend(s.nested.iter());
             }
             for s in self
@@ -249,7 +268,7 @@ impl Host {
                 .filter(|s| s.kind == SectionKind::Directory && s.matcher.is_regex())
             {
                 if s.matcher.matches_dir(&dir_str) {
-                    eff.apply(&s.dir);
+                    scopes.push(&s.dir);
                     nested_files.extend(s.nested.iter());
                 }
             }
@@ -260,7 +279,7 @@ impl Host {
                 .chain(nested_files);
             for s in files {
                 if s.matcher.matches_name(&name) {
-                    eff.apply(&s.dir);
+                    scopes.push(&s.dir);
                 }
             }
         }
@@ -270,10 +289,17 @@ impl Host {
             .filter(|s| s.kind == SectionKind::Location)
         {
             if s.matcher.matches_url(url_path) {
-                eff.apply(&s.dir);
+                scopes.push(&s.dir);
             }
         }
-        eff
+        if scopes.is_empty() {
+            return Cow::Borrowed(base);
+        }
+        let mut eff = base.clone();
+        for d in scopes {
+            eff.apply(d);
+        }
+        Cow::Owned(eff)
     }
 }
 
@@ -693,6 +719,44 @@ mod tests {
         });
         assert!(!e.options.indexes);
         assert!(e.options.follow_symlinks);
+    }
+
+    /// The host-level settings are merged once and shared while no section applies; a
+    /// section that applies is merged over them for that request only.
+    #[test]
+    fn effective_borrows_until_a_section_applies() {
+        let mut host = Host::new(PathBuf::from("/srv/www"));
+        host.dir.directory_index = Some(vec!["home.html".into()]);
+        host.sections.push(Section {
+            kind: SectionKind::Location,
+            matcher: Matcher::literal("/private").unwrap(),
+            dir: PerDir {
+                require: Some(Require::All(false)),
+                ..Default::default()
+            },
+            nested: Vec::new(),
+        });
+        host.sections.push(Section {
+            kind: SectionKind::Directory,
+            matcher: Matcher::literal("/srv/www/docs").unwrap(),
+            dir: PerDir {
+                directory_slash: Some(false),
+                ..Default::default()
+            },
+            nested: Vec::new(),
+        });
+        let fs = Path::new("/srv/www/a.html");
+        let plain = host.effective("/a.html", Some(fs));
+        assert!(matches!(plain, Cow::Borrowed(_)));
+        assert_eq!(plain.directory_index, ["home.html"]);
+        assert!(plain.require.is_none() && plain.directory_slash);
+        let private = host.effective("/private/x", Some(Path::new("/srv/www/private/x")));
+        assert!(matches!(private, Cow::Owned(_)));
+        assert_eq!(private.require, Some(Require::All(false)));
+        assert_eq!(private.directory_index, ["home.html"], "host level kept");
+        let docs = host.effective("/docs/x", Some(Path::new("/srv/www/docs/x")));
+        assert!(!docs.directory_slash && docs.require.is_none());
+        assert!(host.effective("/a.html", None).directory_slash);
     }
 
     #[test]
