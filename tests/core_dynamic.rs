@@ -120,6 +120,45 @@ fn proxy_prefix_exclusion_headers_and_reverse() {
 }
 
 #[test]
+fn proxy_extends_forwarding_headers_and_drops_connection_named_ones() {
+    let sb = site();
+    let be = backend(&sb, "one");
+    let p = be.port;
+    // No slash after the port: the rule's root is the backend's `/`.
+    let core = start(&sb, &format!("ProxyPass /root http://127.0.0.1:{p}\n"));
+    let r = get(
+        core.addr,
+        "/root?a=b",
+        "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Host: first.test\r\n\
+         X-Forwarded-Server: edge\r\nForwarded: for=192.0.2.7\r\n\
+         Connection: Keep-Alive, X-Drop\r\nConnection: x-drop-too\r\nX-Drop: 1\r\n\
+         X-Drop-Too: 1\r\nProxy-Connection: keep-alive\r\nX-Kept: 1\r\n",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    let j = json(&r);
+    assert_eq!(j["path"], "/?a=b");
+    let h = &j["headers"];
+    // What an earlier proxy wrote is extended, not replaced.
+    assert_eq!(h["x-forwarded-for"], "192.0.2.7, 127.0.0.1");
+    assert_eq!(h["x-forwarded-host"], "first.test, front.test");
+    assert_eq!(h["x-forwarded-server"], "edge, front.test");
+    assert_eq!(
+        h["forwarded"],
+        "for=192.0.2.7, for=127.0.0.1;proto=http;host=\"front.test\""
+    );
+    assert_eq!(h["host"], format!("127.0.0.1:{p}"));
+    assert_eq!(h["x-kept"], "1");
+    for gone in ["x-drop", "x-drop-too", "proxy-connection", "keep-alive"] {
+        assert!(h.get(gone).is_none(), "{gone} forwarded: {h}");
+    }
+    // The rule's root without a query.
+    let j = json(&get(core.addr, "/root", ""));
+    assert_eq!(j["path"], "/");
+    assert_eq!(j["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(j["headers"]["x-forwarded-host"], "front.test");
+}
+
+#[test]
 fn proxy_preserve_host() {
     let sb = site();
     let be = backend(&sb, "one");

@@ -47,9 +47,65 @@ struct Pooled {
 }
 
 struct Idle {
-    key: Box<str>,
+    key: Arc<str>,
     since: Instant,
     pooled: Pooled,
+}
+
+/// Where a backend request goes: `http://host:port`, taken apart.
+#[derive(Clone)]
+pub struct Origin {
+    /// The URL text up to its path (`http://host:port`), for a rule's fixed URL; empty
+    /// otherwise.
+    pub prefix: String,
+    /// `host:port` as written: the pool's key.
+    authority: Arc<str>,
+    /// The host to connect to (an IPv6 address without its brackets).
+    host: String,
+    port: u16,
+    /// The authority as the Host value to send (None when it is not a valid value).
+    pub host_value: Option<http::HeaderValue>,
+}
+
+impl Origin {
+    /// The origin of an absolute URI; an error for a URI this client cannot serve.
+    pub fn of(uri: &Uri) -> Result<Origin, ClientError> {
+        let Some(authority) = uri.authority() else {
+            return Err(ClientError::Url("backend URL without a host"));
+        };
+        if uri.scheme_str() != Some("http") {
+            return Err(ClientError::Url("only http:// backends are supported"));
+        }
+        let host = authority.host();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        Ok(Origin {
+            prefix: String::new(),
+            authority: Arc::from(authority.as_str()),
+            host: host.to_string(),
+            port: authority.port_u16().unwrap_or(80),
+            host_value: http::HeaderValue::from_str(authority.as_str()).ok(),
+        })
+    }
+
+    /// For a rule's fixed target URL: its origin and the text a request's backend URL
+    /// starts with (None when the URL cannot be parsed; requests then take it apart each
+    /// time, and get that error).
+    pub fn of_url(url: &str) -> Option<Origin> {
+        let uri: Uri = url.parse().ok()?;
+        let mut o = Origin::of(&uri).ok()?;
+        let start = url.find("://")? + 3;
+        let end = url[start..]
+            .find(['/', '?', '#'])
+            .map_or(url.len(), |i| start + i);
+        if url[start..end] != *o.authority {
+            return None;
+        }
+        o.prefix = url[..end].to_string();
+        Some(o)
+    }
 }
 
 /// One rule's client: where it connects and its idle connections.
@@ -111,37 +167,21 @@ impl Client {
         })
     }
 
-    /// Sends `req` (an absolute URI, which only chooses the connection; the request line
-    /// carries the origin form) and returns the response head. `upgrade`: the request asks
+    /// Sends `req` (its URI in origin form) to `origin` and returns the response head. `upgrade`: the request asks
     /// to switch protocols, so it gets a connection of its own with upgrades enabled.
     pub async fn request(
         self: &Arc<Self>,
+        origin: &Origin,
         mut req: Request<ReqBody>,
         upgrade: bool,
     ) -> Result<Response<ProxyBody>, ClientError> {
-        let uri = std::mem::take(req.uri_mut());
-        let Some(authority) = uri.authority() else {
-            return Err(ClientError::Url("backend URL without a host"));
-        };
-        if uri.scheme_str() != Some("http") {
-            return Err(ClientError::Url("only http:// backends are supported"));
-        }
-        let host = authority.host();
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let port = authority.port_u16().unwrap_or(80);
+        let (host, port) = (origin.host.as_str(), origin.port);
         if !req.headers().contains_key(http::header::HOST) {
-            if let Ok(v) = http::HeaderValue::from_str(authority.as_str()) {
-                req.headers_mut().insert(http::header::HOST, v);
+            if let Some(v) = &origin.host_value {
+                req.headers_mut().insert(http::header::HOST, v.clone());
             }
         }
-        let key: &str = authority.as_str();
-        *req.uri_mut() = match uri.path_and_query() {
-            Some(pq) => Uri::from(pq.clone()),
-            None => Uri::from_static("/"),
-        };
+        let key = &origin.authority;
 
         if upgrade {
             let io = self.connect(host, port).await?;
@@ -206,7 +246,7 @@ impl Client {
                     let conn = alive.then(|| Keep {
                         pooled,
                         client: Arc::clone(self),
-                        key: key.into(),
+                        key: Arc::clone(key),
                     });
                     return Ok(resp.map(|b| ProxyBody { inner: b, conn }));
                 }
@@ -255,7 +295,7 @@ impl Client {
         Some(e.pooled)
     }
 
-    fn checkin(&self, key: Box<str>, pooled: Pooled) {
+    fn checkin(&self, key: Arc<str>, pooled: Pooled) {
         if pooled.sender.is_closed() {
             return;
         }
@@ -282,7 +322,7 @@ fn closed() -> ClientError {
 struct Keep {
     pooled: Pooled,
     client: Arc<Client>,
-    key: Box<str>,
+    key: Arc<str>,
 }
 
 /// The backend's response body; it drives the backend connection while it is read.
@@ -466,5 +506,30 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_of_a_fixed_url() {
+        let o = Origin::of_url("http://127.0.0.1:8080/app/").unwrap();
+        assert_eq!(o.prefix, "http://127.0.0.1:8080");
+        assert_eq!(
+            (&*o.authority, o.host.as_str(), o.port),
+            ("127.0.0.1:8080", "127.0.0.1", 8080)
+        );
+        assert_eq!(o.host_value.unwrap(), "127.0.0.1:8080");
+        let o = Origin::of_url("http://[::1]:81").unwrap();
+        assert_eq!(
+            (o.prefix.as_str(), o.host.as_str(), o.port),
+            ("http://[::1]:81", "::1", 81)
+        );
+        let o = Origin::of_url("http://backend/").unwrap();
+        assert_eq!((o.host.as_str(), o.port), ("backend", 80));
+        assert!(Origin::of_url("https://backend/").is_none());
+        assert!(Origin::of_url("/no/host").is_none());
     }
 }

@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1, plus the
 /// de-facto `Keep-Alive` and `Proxy-Connection`). Typed names: a `&str` would be parsed
-/// again on every request.
+/// again on every request. The order is the bit order of [`hop_bit`].
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -26,26 +26,142 @@ const X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-serv
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
+/// The bit of a hop-by-hop name in [`HOP_BY_HOP`] (a lowercase name, as `HeaderName`s
+/// are), 0 for any other name: one `match` on the text rather than eight comparisons.
+fn hop_bit(name: &str) -> u8 {
+    match name {
+        "connection" => 1,
+        "keep-alive" => 1 << 1,
+        "proxy-connection" => 1 << 2,
+        "te" => 1 << 3,
+        "trailer" => 1 << 4,
+        "transfer-encoding" => 1 << 5,
+        "upgrade" => 1 << 6,
+        "proxy-authorization" => 1 << 7,
+        _ => 0,
+    }
+}
+
 /// Removes the hop-by-hop headers, including every header `Connection` names. One pass
-/// over the (usually few) names present rather than a lookup per hop-by-hop name.
+/// over the (usually few) names present finds which are there; only those are removed
+/// (a removal hashes the name and probes the map, so ten of them for the one or two
+/// present was most of the cost).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+    let mut present = 0u8;
+    for k in h.keys() {
+        present |= hop_bit(k.as_str());
+    }
+    strip_present(h, present);
+}
+
+/// [`strip_hop_by_hop`] when the caller has the [`hop_bit`]s of the names present.
+pub fn strip_present(h: &mut HeaderMap, present: u8) {
+    if present == 0 {
         return;
     }
-    if h.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = h
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for n in named {
+    if present & 1 != 0 {
+        // The values are shared (a reference count), not copied, so the map can be
+        // changed while their tokens are read; a second Connection line is rare.
+        let mut all = h.get_all(header::CONNECTION).iter();
+        let first = all.next().cloned();
+        let more: Vec<HeaderValue> = all.cloned().collect();
+        for v in first.iter().chain(&more) {
+            let Ok(v) = v.to_str() else { continue };
+            for t in v.split(',').map(str::trim) {
+                // A hop-by-hop name is removed below if present: `Connection: keep-alive`
+                // costs no lookup. Anything else (`close`, `X-Secret`) is looked up.
+                if !t.is_empty()
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|n| n.as_str().eq_ignore_ascii_case(t))
+                {
+                    h.remove(t);
+                }
+            }
+        }
+    }
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
             h.remove(n);
         }
     }
-    for n in &HOP_BY_HOP {
-        h.remove(n);
+}
+
+/// What the proxy reads from a client's request head, found in one pass over its
+/// headers instead of a lookup (a hash and a probe) for each.
+#[derive(Default)]
+pub struct RequestScan {
+    /// [`hop_bit`]s of the hop-by-hop names present.
+    pub hop: u8,
+    /// Bits of the forwarding names present (see [`forward_bit`]).
+    forwarding: u8,
+    /// The first Host value.
+    host: Option<HeaderValue>,
+    /// The first Upgrade value.
+    pub upgrade: Option<HeaderValue>,
+    /// A Connection value lists `upgrade`.
+    pub connection_upgrade: bool,
+    /// Transfer-Encoding, or a Content-Length other than 0: there is a body to send.
+    pub has_body: bool,
+    /// Via is present.
+    pub via: bool,
+}
+
+fn forward_bit(name: &str) -> u8 {
+    match name {
+        "x-forwarded-for" => 1,
+        "x-forwarded-host" => 1 << 1,
+        "x-forwarded-server" => 1 << 2,
+        "forwarded" => 1 << 3,
+        _ => 0,
+    }
+}
+
+impl RequestScan {
+    pub fn of(h: &HeaderMap) -> RequestScan {
+        let mut s = RequestScan::default();
+        let mut last: Option<&HeaderName> = None;
+        for (k, v) in h {
+            // Further values of a name come right after its first one.
+            let first = last != Some(k);
+            last = Some(k);
+            let name = k.as_str();
+            let hop = hop_bit(name);
+            s.hop |= hop;
+            match hop {
+                0 => {}
+                1 => {
+                    s.connection_upgrade |= v.to_str().is_ok_and(|v| {
+                        v.split(',')
+                            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+                    });
+                    continue;
+                }
+                0x20 => {
+                    s.has_body = true;
+                    continue;
+                }
+                0x40 => {
+                    if first {
+                        s.upgrade = Some(v.clone());
+                    }
+                    continue;
+                }
+                _ => continue,
+            }
+            if *k == header::HOST {
+                if first {
+                    s.host = Some(v.clone());
+                }
+            } else if *k == header::CONTENT_LENGTH {
+                s.has_body |= first && v.as_bytes() != b"0";
+            } else if *k == header::VIA {
+                s.via = true;
+            } else {
+                s.forwarding |= forward_bit(name);
+            }
+        }
+        s
     }
 }
 
@@ -62,25 +178,38 @@ pub struct ClientSide<'a> {
 
 /// mod_proxy's X-Forwarded-For/-Host/-Server (appending to a list a previous proxy
 /// started), X-Forwarded-Proto, and `Forwarded` (RFC 7239 §4). `server`: the
-/// X-Forwarded-Server value when the caller has it built already.
-pub fn add_forwarded(h: &mut HeaderMap, c: &ClientSide<'_>, server: Option<&HeaderValue>) {
+/// X-Forwarded-Server value when the caller has it built already; `scan`: what the
+/// client's headers (which `h` was copied from) hold, so a name the client did not send
+/// is inserted without looking for it first.
+pub fn add_forwarded(
+    h: &mut HeaderMap,
+    c: &ClientSide<'_>,
+    server: Option<&HeaderValue>,
+    scan: &RequestScan,
+) {
+    let has = |bit: u8| scan.forwarding & bit != 0;
     let ip = ip_text(c.ip);
-    append_list(h, X_FORWARDED_FOR, &ip);
+    let ip = ip.as_str();
+    if has(1) {
+        append_list(h, X_FORWARDED_FOR, ip);
+    } else if let Ok(v) = HeaderValue::from_str(ip) {
+        h.insert(X_FORWARDED_FOR, v);
+    }
     if let Some(host) = c.host {
         // The client's own Host value, shared rather than copied, when it is the first hop.
-        let own = h
-            .get(header::HOST)
-            .filter(|v| v.as_bytes() == host.as_bytes())
-            .cloned();
+        let own = scan
+            .host
+            .as_ref()
+            .filter(|v| v.as_bytes() == host.as_bytes());
         match own {
-            Some(v) if !h.contains_key(X_FORWARDED_HOST) => {
-                h.insert(X_FORWARDED_HOST, v);
+            Some(v) if !has(2) => {
+                h.insert(X_FORWARDED_HOST, v.clone());
             }
             _ => append_list(h, X_FORWARDED_HOST, host),
         }
     }
     match server {
-        Some(v) if !h.contains_key(X_FORWARDED_SERVER) => {
+        Some(v) if !has(4) => {
             h.insert(X_FORWARDED_SERVER, v.clone());
         }
         _ => append_list(h, X_FORWARDED_SERVER, c.server_name),
@@ -93,16 +222,21 @@ pub fn add_forwarded(h: &mut HeaderMap, c: &ClientSide<'_>, server: Option<&Head
     if let Some(v) = proto {
         h.insert(X_FORWARDED_PROTO, v);
     }
-    // RFC 7239 §6: IPv6 addresses are quoted and bracketed.
-    let mut fwd = String::with_capacity(40 + c.host.map_or(0, str::len));
+    // RFC 7239 §6: IPv6 addresses are quoted and bracketed. Built at its exact length,
+    // so its buffer becomes the value's without a copy or a second allocation.
+    let v6 = matches!(c.ip, IpAddr::V6(_));
+    let host_len = c
+        .host
+        .map_or(0, |h| 8 + h.bytes().filter(|&b| b != b'"').count());
+    let len = 4 + ip.len() + if v6 { 4 } else { 0 } + 7 + c.proto.len() + host_len;
+    let mut fwd = String::with_capacity(len);
     fwd.push_str("for=");
-    match c.ip {
-        IpAddr::V4(_) => fwd.push_str(&ip),
-        IpAddr::V6(_) => {
-            fwd.push_str("\"[");
-            fwd.push_str(&ip);
-            fwd.push_str("]\"");
-        }
+    if v6 {
+        fwd.push_str("\"[");
+        fwd.push_str(ip);
+        fwd.push_str("]\"");
+    } else {
+        fwd.push_str(ip);
     }
     fwd.push_str(";proto=");
     fwd.push_str(c.proto);
@@ -111,29 +245,55 @@ pub fn add_forwarded(h: &mut HeaderMap, c: &ClientSide<'_>, server: Option<&Head
         fwd.extend(host.chars().filter(|&ch| ch != '"'));
         fwd.push('"');
     }
-    append_owned(h, FORWARDED, fwd);
+    debug_assert_eq!(fwd.len(), len);
+    if has(8) {
+        append_owned(h, FORWARDED, fwd);
+    } else {
+        insert_owned(h, FORWARDED, fwd);
+    }
+}
+
+/// An address as text, without an allocation for IPv4.
+enum IpText {
+    V4([u8; 15], usize),
+    Other(String),
+}
+
+impl IpText {
+    fn as_str(&self) -> &str {
+        match self {
+            // Only ASCII digits and dots are written.
+            IpText::V4(b, n) => std::str::from_utf8(&b[..*n]).unwrap_or(""),
+            IpText::Other(s) => s,
+        }
+    }
 }
 
 /// The address as text; IPv4 written by hand, as `Ipv4Addr`'s Display (which supports
 /// padding) is a measurable part of a proxied request.
-fn ip_text(ip: IpAddr) -> String {
+fn ip_text(ip: IpAddr) -> IpText {
     let IpAddr::V4(a) = ip else {
-        return ip.to_string();
+        return IpText::Other(ip.to_string());
     };
-    let mut s = String::with_capacity(15);
+    let mut b = [0u8; 15];
+    let mut n = 0;
+    let mut put = |c: u8| {
+        b[n] = c;
+        n += 1;
+    };
     for (i, o) in a.octets().into_iter().enumerate() {
         if i > 0 {
-            s.push('.');
+            put(b'.');
         }
         if o >= 100 {
-            s.push(char::from(b'0' + o / 100));
+            put(b'0' + o / 100);
         }
         if o >= 10 {
-            s.push(char::from(b'0' + o / 10 % 10));
+            put(b'0' + o / 10 % 10);
         }
-        s.push(char::from(b'0' + o % 10));
+        put(b'0' + o % 10);
     }
-    s
+    IpText::V4(b, n)
 }
 
 /// `Via: 1.1 name` (RFC 9110 §7.6.3), appended to what earlier hops wrote.
@@ -223,9 +383,46 @@ mod tests {
     }
 
     #[test]
+    fn connection_tokens_in_any_case_and_on_several_lines() {
+        let mut h = HeaderMap::new();
+        h.append("connection", HeaderValue::from_static("Keep-Alive, X-One"));
+        h.append("connection", HeaderValue::from_static("x-two"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-one", HeaderValue::from_static("1"));
+        h.insert("x-two", HeaderValue::from_static("2"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        let scan = RequestScan::of(&h);
+        assert!(scan.has_body);
+        assert_eq!(scan.upgrade.as_ref().unwrap(), "websocket");
+        assert!(!scan.connection_upgrade);
+        strip_present(&mut h, scan.hop);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn request_scan_reads_the_first_values() {
+        let mut h = HeaderMap::new();
+        h.append("content-length", HeaderValue::from_static("0"));
+        h.append("connection", HeaderValue::from_static("keep-alive"));
+        h.append("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("via", HeaderValue::from_static("1.0 a"));
+        let s = RequestScan::of(&h);
+        assert!(!s.has_body);
+        assert!(s.connection_upgrade);
+        assert!(s.via);
+        assert_eq!(s.hop, 1);
+        h.insert("content-length", HeaderValue::from_static("12"));
+        assert!(RequestScan::of(&h).has_body);
+    }
+
+    #[test]
     fn forwarded_appends() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.9"));
+        let scan = RequestScan::of(&h);
         add_forwarded(
             &mut h,
             &ClientSide {
@@ -235,6 +432,7 @@ mod tests {
                 server_name: "front",
             },
             None,
+            &scan,
         );
         assert_eq!(h["x-forwarded-for"], "192.0.2.9, ::1");
         assert_eq!(h["x-forwarded-proto"], "https");
@@ -255,7 +453,7 @@ mod tests {
             "2001:db8::7",
         ] {
             let a: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_text(a), a.to_string());
+            assert_eq!(ip_text(a).as_str(), a.to_string());
         }
     }
 

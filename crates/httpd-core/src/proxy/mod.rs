@@ -62,8 +62,9 @@ pub struct Rule {
     /// `upgrade=`: the protocols a client may switch to (default: websocket); `ANY` or
     /// `*` for any protocol (mod_proxy_wstunnel's `upgrade=ANY`).
     upgrade: String,
-    /// The Host value for the target's authority (a fixed URL), built once.
-    host_value: Option<(String, HeaderValue)>,
+    /// The target's origin when it is a fixed URL (not a balancer, not ProxyPassMatch),
+    /// taken apart once rather than on every request.
+    origin: Option<client::Origin>,
     /// The pooled client: TCP, or a Unix socket (`unix:/path|http://host/`).
     client: Arc<client::Client>,
 }
@@ -148,16 +149,12 @@ impl Proxy {
                 _ => None,
             };
             let client = client::Client::new(unix, connect_timeout);
-            let host_value = match &target {
-                Target::Url(u) if !p.regex => u
-                    .parse::<Uri>()
-                    .ok()
-                    .and_then(|u| u.authority().map(|a| a.as_str().to_string()))
-                    .and_then(|a| HeaderValue::from_str(&a).ok().map(|v| (a, v))),
+            let origin = match &target {
+                Target::Url(u) if !p.regex => client::Origin::of_url(u),
                 _ => None,
             };
             rules.push(Rule {
-                host_value,
+                origin,
                 matcher,
                 target,
                 timeout: secs(p.params.get("timeout")),
@@ -309,21 +306,17 @@ pub async fn forward(
         .extensions
         .get::<hyper::upgrade::OnUpgrade>()
         .is_some();
+    let scan = headers::RequestScan::of(&parts.headers);
     // The client must also have listed Upgrade in Connection (RFC 9110 §7.8).
-    let conn_upgrade = parts
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
     let upgrade = f
         .rule
-        .allowed_upgrade(parts.headers.get(header::UPGRADE))
-        .filter(|_| can_upgrade && conn_upgrade)
+        .allowed_upgrade(scan.upgrade.as_ref())
+        .filter(|_| can_upgrade && scan.connection_upgrade)
         .cloned();
     let mut h = parts.headers.clone();
-    headers::strip_hop_by_hop(&mut h);
+    // Room for what is added below, at once (a copy has no room to spare).
+    h.reserve(8);
+    headers::strip_present(&mut h, scan.hop);
     if let Some(u) = &upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, u.clone());
@@ -337,21 +330,17 @@ pub async fn forward(
     });
     let named = (named.name == f.client.server_name).then_some(named);
     if f.proxy.add_headers {
-        headers::add_forwarded(&mut h, &f.client, named.map(|n| &n.forwarded_server));
+        headers::add_forwarded(&mut h, &f.client, named.map(|n| &n.forwarded_server), &scan);
     }
     if f.proxy.via {
         match named {
-            Some(n) if parts.version == http::Version::HTTP_11 && !h.contains_key(header::VIA) => {
+            Some(n) if parts.version == http::Version::HTTP_11 && !scan.via => {
                 h.insert(header::VIA, n.via_11.clone());
             }
             _ => headers::add_via(&mut h, parts.version, f.client.server_name),
         }
     }
-    let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
-        || parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
+    let has_body = scan.has_body;
     let limit = usize::try_from(f.limit).unwrap_or(usize::MAX);
     let mut body = Some(body);
     let timeout = f.rule.timeout.unwrap_or(f.proxy.timeout);
@@ -370,16 +359,58 @@ pub async fn forward(
             },
             _ => (std::borrow::Cow::Borrowed(f.url.as_str()), None),
         };
-        let full = match parts.uri.query() {
-            Some(q) => format!("{url}?{q}"),
-            None => url.to_string(),
+        // The backend's origin (where to connect, and the default Host), and the request
+        // target in origin form. A rule's fixed URL was taken apart when it was built: the
+        // URL of each request only has to start with it.
+        let fixed = f.rule.origin.as_ref().and_then(|o| {
+            let rest = url.strip_prefix(o.prefix.as_str())?;
+            (rest.is_empty() || rest.starts_with('/')).then_some((o, rest))
+        });
+        let bad_url = || {
+            tracing::error!(url = %url, query = ?parts.uri.query(), "bad backend URL");
+            (error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR), true)
         };
-        // From the String itself: its buffer becomes the URI's, no copy.
-        let uri = match Uri::try_from(full) {
-            Ok(u) => u,
-            Err(_) => {
-                tracing::error!(url = %url, query = ?parts.uri.query(), "bad backend URL");
-                return (error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR), true);
+        let (origin, uri) = match fixed {
+            Some((o, rest)) => {
+                let path = if rest.is_empty() { "/" } else { rest };
+                let pq = match parts.uri.query() {
+                    Some(q) => {
+                        let mut t = String::with_capacity(path.len() + 1 + q.len());
+                        t.push_str(path);
+                        t.push('?');
+                        t.push_str(q);
+                        Uri::try_from(t)
+                    }
+                    None if path == "/" => Ok(Uri::from_static("/")),
+                    None => Uri::try_from(path.to_string()),
+                };
+                match pq {
+                    Ok(u) => (std::borrow::Cow::Borrowed(o), u),
+                    Err(_) => return bad_url(),
+                }
+            }
+            None => {
+                let full = match parts.uri.query() {
+                    Some(q) => format!("{url}?{q}"),
+                    None => url.to_string(),
+                };
+                // From the String itself: its buffer becomes the URI's, no copy.
+                let Ok(u) = Uri::try_from(full) else {
+                    return bad_url();
+                };
+                match client::Origin::of(&u) {
+                    Ok(o) => {
+                        let pq = match u.path_and_query() {
+                            Some(pq) => Uri::from(pq.clone()),
+                            None => Uri::from_static("/"),
+                        };
+                        (std::borrow::Cow::Owned(o), pq)
+                    }
+                    Err(e) => {
+                        tracing::error!(backend = %url, error = %chain(&e), "backend failed");
+                        return (error_page::builtin(StatusCode::BAD_GATEWAY), true);
+                    }
+                }
             }
         };
         // Balancer requests may be retried on another member: keep a copy.
@@ -389,14 +420,8 @@ pub async fn forward(
             std::mem::take(&mut h)
         };
         if !f.proxy.preserve_host {
-            if let Some(a) = uri.authority() {
-                let v = match &f.rule.host_value {
-                    Some((text, v)) if text == a.as_str() => Some(v.clone()),
-                    _ => HeaderValue::from_str(a.as_str()).ok(),
-                };
-                if let Some(v) = v {
-                    hh.insert(header::HOST, v);
-                }
+            if let Some(v) = &origin.host_value {
+                hh.insert(header::HOST, v.clone());
             }
         }
         let req_body: ReqBody = match body.take() {
@@ -410,8 +435,11 @@ pub async fn forward(
         if let Some((b, i)) = member {
             b.members[i].busy.fetch_add(1, Ordering::Relaxed);
         }
-        let sent =
-            tokio::time::timeout(timeout, f.rule.client.request(req, upgrade.is_some())).await;
+        let sent = tokio::time::timeout(
+            timeout,
+            f.rule.client.request(&origin, req, upgrade.is_some()),
+        )
+        .await;
         if let Some((b, i)) = member {
             b.members[i].busy.fetch_sub(1, Ordering::Relaxed);
         }
