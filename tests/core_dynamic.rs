@@ -932,6 +932,43 @@ fn websocket_survives_reload_and_drains_on_stop() {
     );
 }
 
+#[test]
+fn graceful_stop_finishes_a_keep_alive_request_then_closes() {
+    let sb = site();
+    let be = backend(&sb, "one");
+    let conf_path = sb.write(
+        "httpd.conf",
+        format!(
+            "Listen 127.0.0.1:0\nServerName front.test\nDocumentRoot \"{}\"\n\
+             GracefulShutdownTimeout 60\nProxyPass /app/ http://127.0.0.1:{}/\n",
+            sb.path().join("www").display(),
+            be.port
+        ),
+    );
+    let (mut server, addr) = start_core(sb.path(), &conf_path);
+    // A keep-alive request the backend takes 5 s to answer, in flight during the stop.
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c.write_all(b"GET /app/slow HTTP/1.1\r\nHost: front.test\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    signal(server.pid(), "TERM");
+    server.wait_for_line("stopping (graceful)");
+    // The answer still comes, whole, and then the connection is closed: the stop reached
+    // the connection while its request was running (not at GracefulShutdownTimeout).
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    let r = String::from_utf8_lossy(&got);
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(json(&r)["path"], "/slow", "{r}");
+    assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
+    assert!(
+        !server.output().contains("GracefulShutdownTimeout reached"),
+        "{}",
+        server.output()
+    );
+}
+
 /// A PROXY v2 header for 203.0.113.9:40000 → 127.0.0.1:443 with the given TLVs.
 fn proxy_v2(tlvs: &[u8]) -> Vec<u8> {
     let mut b = b"\r\n\r\n\0\r\nQUIT\n".to_vec();

@@ -853,7 +853,7 @@ pub async fn serve(
         let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service.clone()));
         let result = tokio::select! {
             r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
-            _ = crate::server::stopped(&mut stop) => {
+            _ = crate::server::stopped_quietly(&mut stop) => {
                 Pin::new(conn.as_mut()).graceful_shutdown();
                 std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await
             }
@@ -961,7 +961,7 @@ async fn serve_h2(
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
-        _ = crate::server::stopped(&mut stop) => conn.as_mut().graceful_shutdown(),
+        _ = crate::server::stopped_quietly(&mut stop) => conn.as_mut().graceful_shutdown(),
     }
     let _ = conn.await;
 }

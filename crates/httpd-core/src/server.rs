@@ -2,8 +2,10 @@
 //! and a shutdown future (mini-redis style), so tests bind port 0 and never race.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
@@ -56,6 +58,62 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
         if stop.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// [`stopped`], for a `select!` next to a busy future (a connection): `select!` polls every
+/// branch on every wake-up of the task, and polling the stop signal (a watch channel: a
+/// lock and its waiter list) on each was a measurable part of a keep-alive request. This
+/// one is polled only when its own waker has fired since, and on the first poll.
+pub fn stopped_quietly(stop: &mut watch::Receiver<bool>) -> impl Future<Output = ()> + Send + '_ {
+    let flag = Arc::new(WokenFlag {
+        woken: AtomicBool::new(true),
+        task: futures_util::task::AtomicWaker::new(),
+    });
+    WhenWoken {
+        fut: Box::pin(stopped(stop)),
+        waker: Waker::from(Arc::clone(&flag)),
+        flag,
+    }
+}
+
+/// Set by the inner future's waker, which also wakes the task.
+struct WokenFlag {
+    woken: AtomicBool,
+    task: futures_util::task::AtomicWaker,
+}
+
+impl Wake for WokenFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+struct WhenWoken<F> {
+    fut: Pin<Box<F>>,
+    flag: Arc<WokenFlag>,
+    /// Wakes `flag`: the waker the inner future is polled with.
+    waker: Waker,
+}
+
+impl<F: Future> Future for WhenWoken<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        // Registered before the flag is read: a wake-up in between still wakes the task.
+        this.flag.task.register(cx.waker());
+        if !this.flag.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        this.fut
+            .as_mut()
+            .poll(&mut Context::from_waker(&this.waker))
     }
 }
 
@@ -151,4 +209,34 @@ fn shed(stream: Stream) {
         Stream::Tcp(s) => s.try_write(BUSY),
         Stream::Unix(s) => s.try_write(BUSY),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stopped_quietly_completes_when_the_flag_turns() {
+        let (tx, mut rx) = watch::channel(false);
+        {
+            let mut stop = std::pin::pin!(stopped_quietly(&mut rx));
+            // Pending, and polled again without a wake-up it stays so.
+            for _ in 0..3 {
+                assert!(futures_util::poll!(stop.as_mut()).is_pending());
+            }
+            let waiter = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                tx.send(true).unwrap();
+                tx
+            });
+            tokio::time::timeout(Duration::from_secs(10), stop)
+                .await
+                .expect("the stop reached the waiting future");
+            drop(waiter.await.unwrap());
+        }
+        // Already stopped: done at once.
+        tokio::time::timeout(Duration::from_secs(10), stopped_quietly(&mut rx))
+            .await
+            .unwrap();
+    }
 }

@@ -242,7 +242,11 @@ pub fn add_forwarded(
     fwd.push_str(c.proto);
     if let Some(host) = c.host {
         fwd.push_str(";host=\"");
-        fwd.extend(host.chars().filter(|&ch| ch != '"'));
+        if host.contains('"') {
+            fwd.extend(host.chars().filter(|&ch| ch != '"'));
+        } else {
+            fwd.push_str(host);
+        }
         fwd.push('"');
     }
     debug_assert_eq!(fwd.len(), len);
