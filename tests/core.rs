@@ -410,6 +410,35 @@ fn keep_alive_pipelining_and_max_requests() {
     assert!(text.to_ascii_lowercase().contains("connection: close"));
 }
 
+/// The connection reads its first bytes itself (up to 2 KiB) before hyper takes over: a
+/// head longer than that, one split across writes, and requests pipelined behind them are
+/// all read whole.
+#[test]
+fn request_heads_longer_than_the_first_read() {
+    let sb = site();
+    let core = start(&sb, &docroot(&sb));
+    let mut s = TcpStream::connect(core.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let long = format!(
+        "GET /digits.txt HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n",
+        "l".repeat(6000)
+    );
+    let last = "GET /digits.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    s.write_all(format!("{long}{long}").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(&last.as_bytes()[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(&last.as_bytes()[10..]).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert_eq!(
+        text.matches("HTTP/1.1 200 OK").count(),
+        3,
+        "three answers: {text}"
+    );
+}
+
 #[test]
 fn slow_headers_and_idle_connections_are_cut_off() {
     let sb = site();

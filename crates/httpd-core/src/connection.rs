@@ -823,24 +823,22 @@ pub async fn serve(
         // The first bytes are read here rather than peeked at (one syscall instead of a
         // peek and hyper's read), and handed to hyper as a prefix.
         let limit = conf.read_timeout.header.initial;
-        let mut first = [0u8; 2048];
         let wait = async {
             if limit.is_zero() {
-                stream.read_first(&mut first).await
+                stream.read_first().await
             } else {
-                tokio::time::timeout(limit, stream.read_first(&mut first))
+                tokio::time::timeout(limit, stream.read_first())
                     .await
                     .unwrap_or_else(|_| Err(timed_out("no request")))
             }
         };
-        let n = tokio::select! {
+        prefix = tokio::select! {
             r = wait => match r {
-                Ok(n) => n,
+                Ok(first) => first,
                 Err(_) => return,
             },
             _ = crate::server::stopped(&mut stop) => return,
         };
-        prefix = Bytes::copy_from_slice(&first[..n]);
     }
     let mut framing = None;
     let result = loop {
