@@ -75,6 +75,7 @@ fn run(args: &Args) -> u8 {
         server_root: args.server_root.clone(),
         defines: args.define.clone(),
         directives: Vec::new(),
+        exit_after: true,
     };
     let mut loaded: Vec<Loaded> = Vec::new();
     let mut unreadable = false;

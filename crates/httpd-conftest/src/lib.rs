@@ -42,6 +42,10 @@ pub struct LoadOptions {
     pub defines: Vec<String>,
     /// `-C "Directive args"`: directives read before the file.
     pub directives: Vec<String>,
+    /// The process exits right after this check (`httpd-conftest`, `-t`): the parsed
+    /// tree is left for the exit to reclaim instead of being freed piece by piece (on a
+    /// 100,000-line file, a third of the work of the whole check, on another thread).
+    pub exit_after: bool,
 }
 
 /// A configuration read and validated: the typed model and every problem found.
@@ -91,7 +95,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded, ReadError> {
     let mut loader = load::Loader::new(root, &opts.defines);
     let mut tree = command_line(&mut loader, opts);
     tree.extend(loader.load_main(path)?);
-    Ok(finish(loader, tree))
+    Ok(finish(loader, tree, opts.exit_after))
 }
 
 /// Reads and validates configuration text that is not in a file (`name` labels it in
@@ -105,7 +109,7 @@ pub fn load_str(text: &str, name: &str, opts: &LoadOptions) -> Loaded {
     let mut loader = load::Loader::new(root, &opts.defines);
     let mut tree = command_line(&mut loader, opts);
     tree.extend(loader.load_bytes(Path::new(name), text.as_bytes()));
-    finish(loader, tree)
+    finish(loader, tree, opts.exit_after)
 }
 
 fn command_line(loader: &mut load::Loader, opts: &LoadOptions) -> Vec<tree::Directive> {
@@ -116,7 +120,7 @@ fn command_line(loader: &mut load::Loader, opts: &LoadOptions) -> Vec<tree::Dire
     loader.load_bytes(Path::new("<command line -C>"), text.as_bytes())
 }
 
-fn finish(loader: load::Loader, tree: Vec<tree::Directive>) -> Loaded {
+fn finish(loader: load::Loader, tree: Vec<tree::Directive>, exit_after: bool) -> Loaded {
     let load::Loader {
         server_root,
         mut diagnostics,
@@ -126,7 +130,9 @@ fn finish(loader: load::Loader, tree: Vec<tree::Directive>) -> Loaded {
     let config = validate::Validator::new(&mut diagnostics, server_root).build(&tree);
     // Freeing a large tree node by node takes a while; nobody needs to wait for it. (If
     // the thread cannot start, the closure and the tree are dropped here instead.)
-    if tree.len() > 1000 {
+    if exit_after {
+        std::mem::forget(tree);
+    } else if tree.len() > 1000 {
         let _ = std::thread::Builder::new().spawn(move || drop(tree));
     }
     lint::lint(&config, &mut diagnostics);

@@ -131,6 +131,8 @@ pub fn main() -> ExitCode {
         server_root: args.server_root.clone(),
         defines: args.defines.clone(),
         directives: args.directives.clone(),
+        // `-t` checks and exits; a server keeps its config and reloads.
+        exit_after: args.test,
     };
     let source = match &args.file {
         Some(f) => Source::File(f.clone()),

@@ -26,7 +26,7 @@ pub fn config_from_file(args: &Args) -> Result<Config> {
     let opts = LoadOptions {
         server_root: args.server_root.clone(),
         defines: args.define.clone(),
-        directives: Vec::new(),
+        ..Default::default()
     };
     let loaded = load(&path, &opts).map_err(|e| match e {
         ReadError::Io { path, source } => Error::Read { path, source },
