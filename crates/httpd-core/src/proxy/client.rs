@@ -184,34 +184,16 @@ impl Client {
         let key = &origin.authority;
 
         if upgrade {
-            let io = self.connect(host, port).await?;
-            let (mut sender, conn) = http1::handshake(TokioIo::new(io)).await?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!(error = %e, "backend connection ended");
-                }
-            });
-            let resp = sender.send_request(req).await?;
-            return Ok(resp.map(|b| ProxyBody {
-                inner: b,
-                conn: None,
-            }));
+            // Boxed, as the new connections below: their futures are large and rare, and
+            // the request's future (moved on every request) is only as big as its
+            // largest state.
+            return Box::pin(self.upgrade(host, port, req)).await;
         }
 
         loop {
             let (mut pooled, fresh) = match self.checkout(key) {
                 Some(p) => (p, false),
-                None => {
-                    let io = self.connect(host, port).await?;
-                    let (sender, conn) = http1::handshake(TokioIo::new(io)).await?;
-                    (
-                        Pooled {
-                            sender,
-                            conn: Box::pin(conn),
-                        },
-                        true,
-                    )
-                }
+                None => (Box::pin(self.open(host, port)).await?, true),
             };
             // An idle connection the backend closed shows up here: try the next one.
             let ready = std::future::poll_fn(|cx| {
@@ -257,6 +239,37 @@ impl Client {
                 },
             }
         }
+    }
+
+    /// A new pooled connection.
+    async fn open(&self, host: &str, port: u16) -> Result<Pooled, ClientError> {
+        let io = self.connect(host, port).await?;
+        let (sender, conn) = http1::handshake(TokioIo::new(io)).await?;
+        Ok(Pooled {
+            sender,
+            conn: Box::pin(conn),
+        })
+    }
+
+    /// An upgrade request on a connection of its own, spawned with upgrades enabled.
+    async fn upgrade(
+        &self,
+        host: &str,
+        port: u16,
+        req: Request<ReqBody>,
+    ) -> Result<Response<ProxyBody>, ClientError> {
+        let io = self.connect(host, port).await?;
+        let (mut sender, conn) = http1::handshake(TokioIo::new(io)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "backend connection ended");
+            }
+        });
+        let resp = sender.send_request(req).await?;
+        Ok(resp.map(|b| ProxyBody {
+            inner: b,
+            conn: None,
+        }))
     }
 
     async fn connect(&self, host: &str, port: u16) -> Result<Stream, ClientError> {

@@ -189,10 +189,9 @@ pub fn add_forwarded(
 ) {
     let has = |bit: u8| scan.forwarding & bit != 0;
     let ip = ip_text(c.ip);
-    let ip = ip.as_str();
     if has(1) {
-        append_list(h, X_FORWARDED_FOR, ip);
-    } else if let Ok(v) = HeaderValue::from_str(ip) {
+        append_list(h, X_FORWARDED_FOR, &ip.to_string());
+    } else if let Ok(v) = HeaderValue::from_bytes(ip.as_bytes()) {
         h.insert(X_FORWARDED_FOR, v);
     }
     if let Some(host) = c.host {
@@ -228,15 +227,15 @@ pub fn add_forwarded(
     let host_len = c
         .host
         .map_or(0, |h| 8 + h.bytes().filter(|&b| b != b'"').count());
-    let len = 4 + ip.len() + if v6 { 4 } else { 0 } + 7 + c.proto.len() + host_len;
+    let len = 4 + ip.as_bytes().len() + if v6 { 4 } else { 0 } + 7 + c.proto.len() + host_len;
     let mut fwd = String::with_capacity(len);
     fwd.push_str("for=");
     if v6 {
         fwd.push_str("\"[");
-        fwd.push_str(ip);
+        ip.push_to(&mut fwd);
         fwd.push_str("]\"");
     } else {
-        fwd.push_str(ip);
+        ip.push_to(&mut fwd);
     }
     fwd.push_str(";proto=");
     fwd.push_str(c.proto);
@@ -264,12 +263,25 @@ enum IpText {
 }
 
 impl IpText {
-    fn as_str(&self) -> &str {
+    fn as_bytes(&self) -> &[u8] {
         match self {
-            // Only ASCII digits and dots are written.
-            IpText::V4(b, n) => std::str::from_utf8(&b[..*n]).unwrap_or(""),
-            IpText::Other(s) => s,
+            IpText::V4(b, n) => &b[..*n],
+            IpText::Other(s) => s.as_bytes(),
         }
+    }
+
+    /// Appends the text (ASCII digits and dots for IPv4: no UTF-8 check needed).
+    fn push_to(&self, s: &mut String) {
+        match self {
+            IpText::V4(b, n) => s.extend(b[..*n].iter().map(|&c| char::from(c))),
+            IpText::Other(t) => s.push_str(t),
+        }
+    }
+}
+
+impl std::fmt::Display for IpText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
     }
 }
 
@@ -457,7 +469,7 @@ mod tests {
             "2001:db8::7",
         ] {
             let a: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_text(a).as_str(), a.to_string());
+            assert_eq!(ip_text(a).to_string(), a.to_string());
         }
     }
 

@@ -532,7 +532,9 @@ fn relay(
             }
         }));
     }
-    let upgrade_hdr = resp.headers().get(header::UPGRADE).cloned();
+    let upgrade_hdr = switching
+        .then(|| resp.headers().get(header::UPGRADE).cloned())
+        .flatten();
     let (mut rp, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut rp.headers);
     if switching {
