@@ -410,6 +410,74 @@ fn keep_alive_pipelining_and_max_requests() {
     assert!(text.to_ascii_lowercase().contains("connection: close"));
 }
 
+/// Reads one response on a kept-alive connection: (head, body of Content-Length bytes).
+fn read_response(s: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "head cut short: {buf:?}");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+/// Large cached files are sent from the file with sendfile (static_files::zero_copy):
+/// the bytes are the file's, whole or in ranges, for every request on a connection; a
+/// file rewritten shorter while its entry is fresh still gets the announced length (the
+/// rest from the cached copy) and the connection goes on.
+#[test]
+fn large_cached_files_are_sent_whole_and_in_ranges() {
+    let sb = site();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let path = sb.write("www/big.bin", &data);
+    let core = start(&sb, &docroot(&sb));
+    let mut s = TcpStream::connect(core.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let get = |extra: &str| format!("GET /big.bin HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+    for _ in 0..3 {
+        s.write_all(get("").as_bytes()).unwrap();
+        let (head, body) = read_response(&mut s);
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(body == data, "body differs from the file");
+    }
+    s.write_all(get("Range: bytes=70000-169999\r\n").as_bytes())
+        .unwrap();
+    let (head, body) = read_response(&mut s);
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert!(body == data[70_000..170_000], "range differs from the file");
+    // Pipelined: two whole bodies and a range in one write.
+    s.write_all(format!("{}{}{}", get(""), get("Range: bytes=-100000\r\n"), get("")).as_bytes())
+        .unwrap();
+    for want in [&data[..], &data[200_000..], &data[..]] {
+        let (_, body) = read_response(&mut s);
+        assert!(body == want, "pipelined body differs");
+    }
+    // Rewritten in place, shorter, while the entry is fresh (within the cache's second).
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(1000).unwrap();
+    s.write_all(get("").as_bytes()).unwrap();
+    let (head, body) = read_response(&mut s);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body.len(), data.len(), "the announced length is sent");
+    assert!(
+        body[1000..] == data[1000..],
+        "the rest from the cached copy"
+    );
+    s.write_all(get("Range: bytes=0-9\r\n").as_bytes()).unwrap();
+    let (head, _) = read_response(&mut s);
+    assert!(
+        head.starts_with("http/1.1 20"),
+        "the connection goes on: {head}"
+    );
+}
+
 /// The connection reads its first bytes itself (up to 2 KiB) before hyper takes over: a
 /// head longer than that, one split across writes, and requests pipelined behind them are
 /// all read whole.

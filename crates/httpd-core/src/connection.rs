@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use crate::listener::Stream;
+use crate::listener::{AsStream, Stream};
 use crate::server::ServerState;
 use crate::site::{ConnConf, ReadTimeout, Site};
 
@@ -660,7 +660,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> TimedIo<S> {
+    /// A large cached file body among `bufs` is sent from its file (see
+    /// [`crate::static_files::zero_copy`]): what comes before it first, held back with
+    /// MSG_MORE, then the body with sendfile. None: an ordinary write.
+    fn poll_write_zero_copy(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Option<Poll<io::Result<usize>>> {
+        let (i, (file, offset)) = bufs
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| Some((i, crate::static_files::zero_copy::find(b)?)))?;
+        let stream = self.stream.as_stream();
+        if i > 0 {
+            return stream.poll_write_more(cx, &bufs[..i]);
+        }
+        match stream.poll_sendfile(cx, &file, offset, bufs[0].len())? {
+            // The file is shorter than the cached copy: the rest from memory.
+            Poll::Ready(Ok(0)) => None,
+            r => Some(r),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> AsyncWrite for TimedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -682,7 +707,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TimedIo<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
+        let r = match this.poll_write_zero_copy(cx, bufs) {
+            Some(r) => r,
+            None => Pin::new(&mut this.stream).poll_write_vectored(cx, bufs),
+        };
+        match r {
             Poll::Pending => this.write_pending(cx).map(Err),
             r => {
                 this.write_armed = false;

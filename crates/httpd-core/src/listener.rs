@@ -155,6 +155,74 @@ impl Stream {
             Stream::Unix(_) => None,
         }
     }
+
+    /// sendfile(2): up to `len` bytes of `file` from `offset` (TCP; None on a Unix socket,
+    /// which takes the ordinary write).
+    pub fn poll_sendfile(
+        &self,
+        cx: &mut Context<'_>,
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+    ) -> Option<Poll<io::Result<usize>>> {
+        use std::os::fd::AsRawFd;
+        let Stream::Tcp(s) = self else { return None };
+        let mut off = libc::off_t::try_from(offset).ok()?;
+        Some(poll_tcp_write(s, cx, || {
+            crate::sys::sendfile(s.as_raw_fd(), file, &mut off, len)
+        }))
+    }
+
+    /// A vectored write with MSG_MORE: the kernel holds a partial segment back for what
+    /// follows (a response head before its body is sent with sendfile). TCP only.
+    pub fn poll_write_more(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Option<Poll<io::Result<usize>>> {
+        use std::os::fd::AsRawFd;
+        let Stream::Tcp(s) = self else { return None };
+        Some(poll_tcp_write(s, cx, || {
+            crate::sys::send_more(s.as_raw_fd(), bufs)
+        }))
+    }
+}
+
+/// A non-blocking write syscall on a TCP socket, registered with tokio for writability
+/// when the socket is full.
+fn poll_tcp_write(
+    s: &TcpStream,
+    cx: &mut Context<'_>,
+    mut op: impl FnMut() -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        match s.poll_write_ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+        match s.try_io(tokio::io::Interest::WRITABLE, &mut op) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return Poll::Ready(r),
+        }
+    }
+}
+
+/// What [`crate::connection::TimedIo`] writes to: the socket, for the zero-copy writes.
+pub trait AsStream {
+    fn as_stream(&self) -> &Stream;
+}
+
+impl AsStream for Stream {
+    fn as_stream(&self) -> &Stream {
+        self
+    }
+}
+
+impl AsStream for &mut Stream {
+    fn as_stream(&self) -> &Stream {
+        self
+    }
 }
 
 impl AsyncRead for Stream {

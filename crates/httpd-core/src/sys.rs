@@ -1,5 +1,6 @@
 //! The few operating-system calls the standard library and tokio do not wrap: adopting a
-//! socket inherited from systemd, and raising the open-file limit.
+//! socket inherited from systemd, raising the open-file limit, and the zero-copy writes
+//! (sendfile, MSG_MORE).
 #![allow(unsafe_code)]
 
 use std::os::fd::FromRawFd;
@@ -122,4 +123,35 @@ pub fn open_dir(path: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
         .open(path)
         .ok()
         .map(std::os::fd::OwnedFd::from)
+}
+
+/// sendfile(2) from `file` at `*offset` (advanced) to the socket `sock`: bytes sent.
+pub fn sendfile(
+    sock: std::os::fd::RawFd,
+    file: &std::fs::File,
+    offset: &mut libc::off_t,
+    len: usize,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the caller's socket and the file are open for the call; `offset` is a valid
+    // pointer for its duration.
+    let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), offset, len) };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+}
+
+/// sendmsg(2) of `bufs` with MSG_MORE (more data follows: no partial segment is pushed
+/// yet): bytes sent.
+pub fn send_more(
+    sock: std::os::fd::RawFd,
+    bufs: &[std::io::IoSlice<'_>],
+) -> std::io::Result<usize> {
+    // SAFETY: a zeroed msghdr (no address, no control data) is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is ABI-compatible with iovec on Unix (std guarantees it); the kernel only
+    // reads through the pointer.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(1024) as _;
+    // SAFETY: msg points at `bufs`, which outlive the call.
+    let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL) };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
 }

@@ -48,6 +48,8 @@ pub struct Cached {
     /// looks for precompressed siblings.
     pub compressible: bool,
     filled: Instant,
+    /// A large body is sent from its file (see [`super::zero_copy`]).
+    _zero_copy: Option<super::zero_copy::Registration>,
 }
 
 impl Cached {
@@ -68,7 +70,14 @@ impl Cached {
             validators,
             compressible,
             filled: Instant::now(),
+            _zero_copy: None,
         })
+    }
+
+    /// The open file the body was read from, so a large body is sent from it.
+    pub fn with_file(mut self, file: std::fs::File) -> Cached {
+        self._zero_copy = super::zero_copy::register(&self.body, Arc::new(file));
+        self
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod listing;
 pub mod range;
+pub mod zero_copy;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -362,7 +363,7 @@ fn file_outcome(
         if let Some(c) = body
             .and_then(|b| cache::Cached::new(b, validators.clone(), &content_type, compressible))
         {
-            let entry = cache.put(root, rel, c);
+            let entry = cache.put(root, rel, c.with_file(file));
             return Outcome::Cached { entry, ranges };
         }
     }
