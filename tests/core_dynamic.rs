@@ -288,6 +288,28 @@ fn proxy_errors_502_504_with_error_document() {
 }
 
 #[test]
+fn proxy_timeout_applies_to_each_request_on_a_kept_backend_connection() {
+    let sb = site();
+    let be = backend(&sb, "one");
+    let core = start(
+        &sb,
+        &format!("ProxyPass /t/ http://127.0.0.1:{}/ timeout=1\n", be.port),
+    );
+    // The backend connection is kept between these requests; each one gets its own
+    // timeout, whether the connection sat idle longer than that or not.
+    let r = get(core.addr, "/t/a", "");
+    assert_eq!(status(&r), 200, "{r}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = get(core.addr, "/t/b", "");
+    assert_eq!(status(&r), 200, "idle longer than the timeout: {r}");
+    let r = get(core.addr, "/t/slow", "");
+    assert_eq!(status(&r), 504, "{r}");
+    let r = get(core.addr, "/t/c", "");
+    assert_eq!(status(&r), 200, "after a timeout: {r}");
+    assert_eq!(json(&r)["path"], "/c");
+}
+
+#[test]
 fn balancer_round_robin_standby_and_failover() {
     let sb = site();
     let a = backend(&sb, "a");

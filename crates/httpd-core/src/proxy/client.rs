@@ -44,6 +44,11 @@ type Conn = http1::Connection<TokioIo<Stream>, ReqBody>;
 struct Pooled {
     sender: http1::SendRequest<ReqBody>,
     conn: Pin<Box<Conn>>,
+    /// The deadline of the request being sent (ProxyTimeout), reset for each one: a
+    /// timer registered once per connection, whose later deadlines only move it forward
+    /// (tokio extends a registered timer without touching its wheel), instead of a timer
+    /// registered and removed for every request.
+    timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 struct Idle {
@@ -124,11 +129,17 @@ pub enum ClientError {
     /// The URL cannot be served by this client.
     Url(&'static str),
     Http(hyper::Error),
+    /// No response head before the deadline.
+    Timeout,
 }
 
 impl ClientError {
     pub fn is_connect(&self) -> bool {
         matches!(self, ClientError::Connect(_))
+    }
+
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ClientError::Timeout)
     }
 }
 
@@ -138,6 +149,7 @@ impl fmt::Display for ClientError {
             ClientError::Connect(_) => f.write_str("connect error"),
             ClientError::Url(what) => f.write_str(what),
             ClientError::Http(_) => f.write_str("backend exchange failed"),
+            ClientError::Timeout => f.write_str("backend timed out"),
         }
     }
 }
@@ -146,7 +158,7 @@ impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ClientError::Connect(e) => Some(e),
-            ClientError::Url(_) => None,
+            ClientError::Url(_) | ClientError::Timeout => None,
             ClientError::Http(e) => Some(e),
         }
     }
@@ -167,13 +179,15 @@ impl Client {
         })
     }
 
-    /// Sends `req` (its URI in origin form) to `origin` and returns the response head. `upgrade`: the request asks
-    /// to switch protocols, so it gets a connection of its own with upgrades enabled.
+    /// Sends `req` (its URI in origin form) to `origin` and returns the response head, or
+    /// [`ClientError::Timeout`] when it has not come by `deadline`. `upgrade`: the request
+    /// asks to switch protocols, so it gets a connection of its own with upgrades enabled.
     pub async fn request(
         self: &Arc<Self>,
         origin: &Origin,
         mut req: Request<ReqBody>,
         upgrade: bool,
+        deadline: tokio::time::Instant,
     ) -> Result<Response<ProxyBody>, ClientError> {
         let (host, port) = (origin.host.as_str(), origin.port);
         if !req.headers().contains_key(http::header::HOST) {
@@ -187,13 +201,25 @@ impl Client {
             // Boxed, as the new connections below: their futures are large and rare, and
             // the request's future (moved on every request) is only as big as its
             // largest state.
-            return Box::pin(self.upgrade(host, port, req)).await;
+            let up = Box::pin(self.upgrade(host, port, req));
+            return tokio::time::timeout_at(deadline, up)
+                .await
+                .unwrap_or(Err(ClientError::Timeout));
         }
 
         loop {
             let (mut pooled, fresh) = match self.checkout(key) {
-                Some(p) => (p, false),
-                None => (Box::pin(self.open(host, port)).await?, true),
+                Some(mut p) => {
+                    p.timer.as_mut().reset(deadline);
+                    (p, false)
+                }
+                None => {
+                    let open = Box::pin(self.open(host, port, deadline));
+                    match tokio::time::timeout_at(deadline, open).await {
+                        Ok(p) => (p?, true),
+                        Err(_) => return Err(ClientError::Timeout),
+                    }
+                }
             };
             // An idle connection the backend closed shows up here: try the next one.
             let ready = std::future::poll_fn(|cx| {
@@ -203,12 +229,15 @@ impl Client {
                 match pooled.sender.poll_ready(cx) {
                     Poll::Ready(Ok(())) => Poll::Ready(None),
                     Poll::Ready(Err(e)) => Poll::Ready(Some(ClientError::Http(e))),
+                    Poll::Pending if pooled.timer.as_mut().poll(cx).is_ready() => {
+                        Poll::Ready(Some(ClientError::Timeout))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             })
             .await;
             if let Some(e) = ready {
-                if fresh {
+                if fresh || e.is_timeout() {
                     return Err(e);
                 }
                 continue;
@@ -220,9 +249,17 @@ impl Client {
                 if alive && pooled.conn.as_mut().poll(cx).is_ready() {
                     alive = false;
                 }
-                sent.as_mut().poll(cx)
+                match sent.as_mut().poll(cx) {
+                    Poll::Ready(r) => Poll::Ready(Some(r)),
+                    // The timer is polled only while waiting, as tokio's Timeout does.
+                    Poll::Pending if pooled.timer.as_mut().poll(cx).is_ready() => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
             })
             .await;
+            let Some(res) = res else {
+                return Err(ClientError::Timeout);
+            };
             match res {
                 Ok(resp) => {
                     let conn = alive.then(|| Keep {
@@ -241,13 +278,19 @@ impl Client {
         }
     }
 
-    /// A new pooled connection.
-    async fn open(&self, host: &str, port: u16) -> Result<Pooled, ClientError> {
+    /// A new pooled connection, its timer set to `deadline`.
+    async fn open(
+        &self,
+        host: &str,
+        port: u16,
+        deadline: tokio::time::Instant,
+    ) -> Result<Pooled, ClientError> {
         let io = self.connect(host, port).await?;
         let (sender, conn) = http1::handshake(TokioIo::new(io)).await?;
         Ok(Pooled {
             sender,
             conn: Box::pin(conn),
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
         })
     }
 

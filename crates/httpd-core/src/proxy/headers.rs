@@ -8,8 +8,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1, plus the
 /// de-facto `Keep-Alive` and `Proxy-Connection`). Typed names: a `&str` would be parsed
-/// again on every request. The order is the bit order of [`hop_bit`].
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// again on every request; a `static`, as a `const` array is built and dropped wherever it
+/// is used. The order is the bit order of [`hop_bit`].
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),

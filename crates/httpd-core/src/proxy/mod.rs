@@ -441,20 +441,21 @@ pub async fn forward(
         if let Some((b, i)) = member {
             b.members[i].busy.fetch_add(1, Ordering::Relaxed);
         }
-        let sent = tokio::time::timeout(
-            timeout,
-            f.rule.client.request(&origin, req, upgrade.is_some()),
-        )
-        .await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let sent = f
+            .rule
+            .client
+            .request(&origin, req, upgrade.is_some(), deadline)
+            .await;
         if let Some((b, i)) = member {
             b.members[i].busy.fetch_sub(1, Ordering::Relaxed);
         }
         match sent {
-            Err(_) => {
+            Err(e) if e.is_timeout() => {
                 tracing::error!(backend = %url, timeout = ?timeout, "backend timed out");
                 return (error_page::builtin(StatusCode::GATEWAY_TIMEOUT), true);
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 if body_too_large(&e) {
                     return (error_page::builtin(StatusCode::PAYLOAD_TOO_LARGE), true);
                 }
@@ -472,7 +473,7 @@ pub async fn forward(
                 }
                 return (error_page::builtin(StatusCode::BAD_GATEWAY), true);
             }
-            Ok(Ok(resp)) => {
+            Ok(resp) => {
                 let upgrading = upgrade.is_some();
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS && !upgrading {
                     tracing::error!(backend = %url, "backend switched protocols unasked");
