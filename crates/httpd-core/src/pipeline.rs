@@ -36,8 +36,6 @@ pub struct ConnCtx {
 
 /// Handles one request.
 pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body> {
-    let start = Instant::now();
-    let start_wall = SystemTime::now();
     let shared = &ctx.shared;
     shared.set_phase(Phase::Handling);
     let nth = shared.requests.fetch_add(1, Ordering::AcqRel) + 1;
@@ -48,19 +46,21 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
     let mut close = false;
     let checked = check(&parts, site, shared)
         .map(|name| Arc::clone(site.select_host(shared.local, name.as_deref())));
-    let (host, mut resp) = match checked {
+    let host = match &checked {
+        Ok(host) => Arc::clone(host),
+        Err(_) => Arc::clone(site.select_host(shared.local, None)),
+    };
+    // The clocks are read only for an access log (%t, %D).
+    let start = (!host.access_logs.is_empty()).then(|| (Instant::now(), SystemTime::now()));
+    let mut resp = match checked {
         Err(status) => {
             close = true;
             if matches!(status.as_u16(), 413 | 414 | 431) {
                 shared.linger.store(true, Ordering::Release);
             }
-            let host = Arc::clone(site.select_host(shared.local, None));
-            (host, error_page::builtin(status))
+            error_page::builtin(status)
         }
-        Ok(host) => {
-            let resp = route(&mut parts, Some(body), &host, site, &ctx, &mut close).await;
-            (host, resp)
-        }
+        Ok(_) => route(&mut parts, Some(body), &host, site, &ctx, &mut close).await,
     };
     host.requests.fetch_add(1, Ordering::Relaxed);
 
@@ -79,15 +79,14 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
     resp.headers_mut()
         .insert(header::SERVER, site.server.server_header.clone());
 
-    let entry =
-        (!host.access_logs.is_empty()).then(|| entry_for(&parts, &resp, shared, &host, start_wall));
+    let entry = start.map(|(_, wall)| entry_for(&parts, &resp, shared, &host, wall));
     let head_len = head_size(&resp);
     let done = LogDone {
         entry,
         status: resp.status().as_u16(),
         head_len,
         logs: host.access_logs.clone(),
-        start,
+        start: start.map(|(t, _)| t),
         state: Arc::clone(&ctx.state),
         shared: Arc::clone(shared),
     };
@@ -799,7 +798,8 @@ struct LogDone {
     status: u16,
     head_len: u64,
     logs: Vec<Arc<AccessLog>>,
-    start: Instant,
+    /// When the request started (read only for an access log).
+    start: Option<Instant>,
     state: Arc<ServerState>,
     shared: Arc<ConnShared>,
 }
@@ -812,7 +812,7 @@ impl Completion for LogDone {
         if let Some(mut e) = this.entry {
             e.body_bytes = sent;
             e.bytes_out = sent + this.head_len;
-            e.duration = this.start.elapsed();
+            e.duration = this.start.map(|t| t.elapsed()).unwrap_or_default();
             for l in &this.logs {
                 l.sink.write_line(&l.format.render(&e));
             }

@@ -9,7 +9,7 @@
 //! rule was enforced when the entry was filled. The cache belongs to one host of one
 //! configuration, so a reload starts empty.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,6 +44,8 @@ pub struct Cached {
     pub etag: HeaderValue,
     pub last_modified: HeaderValue,
     pub content_type: HeaderValue,
+    /// The body's length, as a header value.
+    pub content_length: HeaderValue,
     /// Compressible: a client that sends Accept-Encoding takes the uncached path, which
     /// looks for precompressed siblings.
     pub compressible: bool,
@@ -66,6 +68,7 @@ impl Cached {
             ))
             .ok()?,
             content_type: HeaderValue::from_str(content_type).ok()?,
+            content_length: HeaderValue::from(body.len()),
             body,
             validators,
             compressible,

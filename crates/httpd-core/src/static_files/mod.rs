@@ -240,6 +240,13 @@ fn from_cache(r: &StaticRequest) -> Option<Outcome> {
         return None;
     }
     let entry = cache.get(root_id(r)?, &r.mapped.rel)?;
+    if !has_conditionals(r.headers) {
+        // No Accept-Encoding, precondition or Range: the whole entry (most requests).
+        return Some(Outcome::Cached {
+            entry,
+            ranges: None,
+        });
+    }
     if entry.compressible && r.headers.contains_key(header::ACCEPT_ENCODING) {
         return None;
     }
@@ -258,6 +265,24 @@ fn from_cache(r: &StaticRequest) -> Option<Outcome> {
         _ => None,
     };
     Some(Outcome::Cached { entry, ranges })
+}
+
+/// Whether a request has a header that can change a cached answer: Accept-Encoding, a
+/// precondition, Range or If-Range. One pass over the names (no hashing): requests have
+/// few headers, and most have none of these.
+fn has_conditionals(h: &HeaderMap) -> bool {
+    h.keys().any(|k| {
+        [
+            header::ACCEPT_ENCODING,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_UNMODIFIED_SINCE,
+            header::RANGE,
+            header::IF_RANGE,
+        ]
+        .contains(k)
+    })
 }
 
 fn non_get(method: &Method) -> Outcome {
@@ -588,6 +613,8 @@ pub fn respond(outcome: Outcome, trace: bool) -> Response<Body> {
 fn cached_response(c: &cache::Cached, ranges: Option<Vec<(u64, u64)>>) -> Response<Body> {
     let len = c.body.len() as u64;
     let mut resp = Response::new(Body::empty());
+    // Room for these and the pipeline's (Server, perhaps Connection) without growing.
+    *resp.headers_mut() = HeaderMap::with_capacity(10);
     let h = resp.headers_mut();
     h.insert(header::ETAG, c.etag.clone());
     h.insert(header::LAST_MODIFIED, c.last_modified.clone());
@@ -598,7 +625,7 @@ fn cached_response(c: &cache::Cached, ranges: Option<Vec<(u64, u64)>>) -> Respon
     match ranges {
         None => {
             h.insert(header::CONTENT_TYPE, c.content_type.clone());
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            h.insert(header::CONTENT_LENGTH, c.content_length.clone());
             *resp.body_mut() = Body::full(c.body.clone());
         }
         Some(ranges) if ranges.len() == 1 => {
@@ -796,6 +823,31 @@ mod tests {
                 Some(_) => panic!("unexpected outcome for {h:?}"),
             };
             assert_eq!(got, want, "{h:?}");
+        }
+    }
+
+    /// A cache hit skips preconditions and ranges only for requests without any of the
+    /// headers that change the answer.
+    #[test]
+    fn conditional_headers_are_noticed() {
+        assert!(!has_conditionals(&hm(&[])));
+        assert!(!has_conditionals(&hm(&[
+            ("host", "x"),
+            ("user-agent", "wrk")
+        ])));
+        for name in [
+            "accept-encoding",
+            "if-match",
+            "if-none-match",
+            "if-modified-since",
+            "if-unmodified-since",
+            "range",
+            "if-range",
+        ] {
+            assert!(
+                has_conditionals(&hm(&[("host", "x"), (name, "v")])),
+                "{name}"
+            );
         }
     }
 
