@@ -24,6 +24,8 @@ pub fn builtin(status: StatusCode) -> Response<Body> {
     });
     let mut resp = Response::new(Body::full(page.clone()));
     *resp.status_mut() = status;
+    // Room for these and the pipeline's (Server, perhaps Connection) without growing.
+    *resp.headers_mut() = http::HeaderMap::with_capacity(6);
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
