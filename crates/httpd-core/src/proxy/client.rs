@@ -286,7 +286,13 @@ impl Client {
         deadline: tokio::time::Instant,
     ) -> Result<Pooled, ClientError> {
         let io = self.connect(host, port).await?;
-        let (sender, conn) = http1::handshake(TokioIo::new(io)).await?;
+        // Flattened writes: a request head (and any body chunk) is copied into one buffer
+        // and written with write(), cheaper per request than hyper's queue of buffers for
+        // writev when, as for most proxied requests, there is only a head.
+        let (sender, conn) = http1::Builder::new()
+            .writev(false)
+            .handshake(TokioIo::new(io))
+            .await?;
         Ok(Pooled {
             sender,
             conn: Box::pin(conn),
