@@ -379,7 +379,15 @@ pub async fn forward(
         let (origin, uri) = match fixed {
             Some((o, rest)) => {
                 let path = if rest.is_empty() { "/" } else { rest };
+                // The client's own target when the backend path is the same (a rule
+                // mapping `/` to `/`): shared, not copied and parsed again.
+                let same = parts
+                    .uri
+                    .path_and_query()
+                    .filter(|pq| pq.path() == path)
+                    .cloned();
                 let pq = match parts.uri.query() {
+                    _ if same.is_some() => Ok(same.map_or_else(Uri::default, Uri::from)),
                     Some(q) => {
                         let mut t = String::with_capacity(path.len() + 1 + q.len());
                         t.push_str(path);
