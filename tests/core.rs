@@ -353,6 +353,16 @@ fn malformed_framing_is_refused_and_closed() {
         ("GET /x HTTP/1.1\r\nHost x\r\n\r\n".into(), 400),
         ("GARBAGE\r\n\r\n".into(), 400),
         (format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(300)), 414),
+        // Both too long: the request line is judged first.
+        (
+            format!(
+                "GET /{} HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(300),
+                "b".repeat(300)
+            ),
+            414,
+        ),
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n".into(), 400),
         (format!("{smuggle}X-Big: {}\r\n\r\n", "b".repeat(300)), 431),
         (
             format!("{smuggle}{}\r\n", (0..30).map(|i| format!("X-{i}: v\r\n")).collect::<String>()),

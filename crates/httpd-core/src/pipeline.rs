@@ -102,15 +102,27 @@ fn check<'p>(
     shared: &ConnShared,
 ) -> Result<Option<Cow<'p, str>>, StatusCode> {
     let h = &parts.headers;
+    let limits = &site.server;
+    // One pass over the fields: sizes, Host lines, Transfer-Encoding (judged below in
+    // the order of the checks).
+    let (mut host_hdr, mut hosts, mut te, mut too_large) = (None, 0, false, false);
+    for (k, v) in h {
+        too_large |= k.as_str().len() + 2 + v.len() > limits.limit_request_field_size;
+        if *k == header::HOST {
+            hosts += 1;
+            host_hdr.get_or_insert(v);
+        } else if *k == header::TRANSFER_ENCODING {
+            te = true;
+        }
+    }
     if parts.version != Version::HTTP_2 {
         // RFC 9112 §6.1: Content-Length with Transfer-Encoding is how requests are
         // smuggled; hyper drops the Content-Length, the head bytes still show it.
         let cl_lines = shared.take_content_length_lines();
-        if h.contains_key(header::TRANSFER_ENCODING) && cl_lines > 0 {
+        if te && cl_lines > 0 {
             return Err(StatusCode::BAD_REQUEST);
         }
     }
-    let limits = &site.server;
     let uri = &parts.uri;
     let target_len = uri.path_and_query().map_or(1, |p| p.as_str().len())
         + uri.authority().map_or(0, |a| a.as_str().len() + 8);
@@ -118,17 +130,10 @@ fn check<'p>(
     if line_len > limits.limit_request_line {
         return Err(StatusCode::URI_TOO_LONG);
     }
-    if h.iter()
-        .any(|(k, v)| k.as_str().len() + 2 + v.len() > limits.limit_request_field_size)
-    {
+    if too_large || h.len() > limits.limit_request_fields {
         return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
-    if h.len() > limits.limit_request_fields {
-        return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-    }
-    let mut hosts = h.get_all(header::HOST).iter();
-    let host_hdr = hosts.next();
-    if hosts.next().is_some() {
+    if hosts > 1 {
         return Err(StatusCode::BAD_REQUEST);
     }
     // The authority of an absolute-form target wins over Host (RFC 9112 §3.2.2).
