@@ -24,6 +24,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::oneshot;
 
 use crate::body::Body;
+use crate::body_timer::{BodyClock, BodyTimer};
 use crate::error_page;
 use crate::site::{Effective, Host, Matcher};
 
@@ -267,9 +268,17 @@ async fn start(
     let (failed_tx, mut failed_rx) = oneshot::channel::<StatusCode>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let feeder = match (child.stdin.take(), body) {
-        (Some(stdin), Some(body)) => Some(tokio::spawn(feed_stdin(
-            stdin, body, limit, failed_tx, stop_rx,
-        ))),
+        (Some(stdin), Some(body)) => {
+            // An HTTP/2 stream's body carries its own RequestReadTimeout.
+            let clock = inv
+                .parts
+                .extensions
+                .get::<BodyTimer>()
+                .map(BodyTimer::clock);
+            Some(tokio::spawn(feed_stdin(
+                stdin, body, clock, limit, failed_tx, stop_rx,
+            )))
+        }
         _ => None,
     };
     let stdout = child.stdout.take().expect("stdout is piped");
@@ -371,11 +380,12 @@ async fn start(
 }
 
 /// Copies the request body to the script's stdin, up to `limit` bytes. A body that
-/// fails or goes over the limit is reported on `failed`; on `stop` the body stream is
-/// given back (None once it has failed).
+/// fails, stalls past `clock` (HTTP/2) or goes over the limit is reported on `failed`; on
+/// `stop` the body stream is given back (None once it has failed).
 async fn feed_stdin(
     mut stdin: ChildStdin,
     mut body: Incoming,
+    mut clock: Option<BodyClock>,
     limit: u64,
     failed: oneshot::Sender<StatusCode>,
     stop: oneshot::Receiver<()>,
@@ -387,6 +397,11 @@ async fn feed_stdin(
             biased;
             () = told_to_stop(&mut stop) => return Some(body),
             f = body.frame() => f,
+            () = BodyClock::expired(&mut clock) => {
+                // The pipeline sees the timer fired and answers 408.
+                let _ = failed.send(StatusCode::REQUEST_TIMEOUT);
+                return None;
+            }
         };
         match frame {
             None => return Some(body),
@@ -397,6 +412,9 @@ async fn feed_stdin(
             }
             Some(Ok(frame)) => {
                 let Ok(d) = frame.into_data() else { continue };
+                if let Some(c) = clock.as_mut() {
+                    c.received(d.len());
+                }
                 sent += d.len() as u64;
                 if sent > limit {
                     let _ = failed.send(StatusCode::PAYLOAD_TOO_LARGE);

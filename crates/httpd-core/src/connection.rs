@@ -31,7 +31,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::listener::{AsStream, Stream};
 use crate::server::ServerState;
-use crate::site::{ConnConf, ReadTimeout, Site};
+use crate::site::{ConnConf, Site};
 
 /// What a connection is doing, as far as read deadlines are concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,10 +218,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
         };
         self.seen = phase;
         self.phase_start = now;
-        let start = |t: ReadTimeout| (!t.initial.is_zero()).then(|| now + t.initial);
         self.deadline = match phase {
-            Phase::Head => start(self.conf.read_timeout.header),
-            Phase::Body => start(self.conf.read_timeout.body),
+            Phase::Head => self.conf.read_timeout.header.deadline(now),
+            Phase::Body => self.conf.read_timeout.body.deadline(now),
             // An idle connection is parked (see `parked`) well before KeepAliveTimeout.
             Phase::Idle => Some(
                 now + self
@@ -289,19 +288,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
             Phase::Body => self.conf.read_timeout.body,
             _ => return,
         };
-        // mod_reqtimeout's MinRate: each received byte extends the deadline, up to the
-        // maximum (none when it is not given: `body=20,MinRate=500`).
-        if let (Some(d), true) = (
-            self.deadline,
-            limit.min_rate > 0 && (limit.max.is_zero() || limit.max > limit.initial),
-        ) {
-            let ext = Duration::from_secs_f64(data.len() as f64 / limit.min_rate as f64);
-            let d = d + ext;
-            self.deadline = Some(if limit.max.is_zero() {
-                d
-            } else {
-                d.min(self.phase_start + limit.max)
-            });
+        // mod_reqtimeout's MinRate: each received byte extends the deadline.
+        if let Some(d) = self.deadline {
+            self.deadline = Some(limit.extended(d, self.phase_start, data.len()));
         }
     }
 }

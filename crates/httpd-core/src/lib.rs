@@ -18,13 +18,15 @@
 //! - [`auth`]: Basic auth over htpasswd files and the user-aware Require tree;
 //!   [`proxy`]: ProxyPass, balancers, header rewriting, streaming; [`cgi`]: RFC 3875
 //!   scripts; [`substitute`]: the Substitute output filter (issue 4).
-//! - [`body`]: the response body type; [`error_page`]: built-in pages.
+//! - [`body`]: the response body type; [`error_page`]: built-in pages;
+//!   [`body_timer`]: the request body timeout of an HTTP/2 stream.
 //! - [`access_log`]: LogFormat and log sinks; [`status`]: server-status;
 //!   [`notify`]: systemd notify.
 
 pub mod access_log;
 pub mod auth;
 pub mod body;
+pub mod body_timer;
 pub mod cgi;
 pub mod cli;
 pub mod connection;

@@ -240,8 +240,15 @@ async fn route(
         ctx.shared.linger.store(true, Ordering::Release);
         return error_page::builtin(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    // A body for the handler to read (an internal redirect's GET has none).
-    let has_body = declared > 0 || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    // A body for the handler to read (an internal redirect's GET has none). HTTP/2 needs
+    // neither header: a stream that its headers did not end carries a body.
+    let streamed = parts.version == Version::HTTP_2
+        && parts.extensions.get::<InternalRedirects>().is_none()
+        && body
+            .as_ref()
+            .is_some_and(|b| !hyper::body::Body::is_end_stream(b));
+    let has_body =
+        declared > 0 || parts.headers.contains_key(header::TRANSFER_ENCODING) || streamed;
     if let Some(proxy) = &host.proxy {
         // FallbackResource naming a proxied path: a request for no existing file goes to
         // the backend with its original URI (files first, then the app).
@@ -270,6 +277,7 @@ async fn route(
                 },
                 limit: eff.limit_request_body,
                 conn: &ctx.shared,
+                has_body,
             };
             let Some(body) = body else {
                 // Every request hands its body on, internal redirects included (without
@@ -278,7 +286,7 @@ async fn route(
                 return error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR);
             };
             if has_body {
-                ctx.shared.set_phase(Phase::Body);
+                start_body(ctx, parts, host);
             }
             let (resp, generated) = Box::pin(crate::proxy::forward(fwd, parts, body)).await;
             if let Some(resp) = body_timed_out(ctx, parts, close) {
@@ -293,6 +301,9 @@ async fn route(
         }
     }
     if let Some(script) = crate::cgi::find(host, &eff, &path, &mapped.fs_path) {
+        if has_body {
+            start_body(ctx, parts, host);
+        }
         let user = parts
             .extensions
             .get::<crate::auth::AuthUser>()
@@ -310,12 +321,7 @@ async fn route(
         };
         // The script's stdin gets the body when there is one; otherwise the body stays
         // here, for a local redirect to a proxied path.
-        let (body, kept) = if has_body {
-            ctx.shared.set_phase(Phase::Body);
-            (body, None)
-        } else {
-            (None, body)
-        };
+        let (body, kept) = if has_body { (body, None) } else { (None, body) };
         let out = Box::pin(crate::cgi::run(inv, body, eff.limit_request_body)).await;
         if let Some(resp) = body_timed_out(ctx, parts, close) {
             return resp;
@@ -377,14 +383,31 @@ async fn substitute(resp: Response<Body>, eff: &Effective) -> Response<Body> {
     Box::pin(crate::substitute::filter(resp, &eff.substitute)).await
 }
 
-/// The handler stopped because the client's body stalled (`RequestReadTimeout body=`,
-/// enforced by the connection): Apache answers 408, logs it, and closes.
+/// A handler is about to read the request body, under `RequestReadTimeout body=`: an
+/// HTTP/1.1 connection times the reads itself ([`Phase::Body`]); an HTTP/2 stream gets
+/// its own timer, which the proxy and CGI find in the request's extensions.
+fn start_body(ctx: &ConnCtx, parts: &mut http::request::Parts, host: &Host) {
+    if ctx.shared.h2.load(Ordering::Acquire) {
+        let timer = crate::body_timer::BodyTimer::new(host.conn.read_timeout.body);
+        parts.extensions.insert(timer);
+    } else {
+        ctx.shared.set_phase(Phase::Body);
+    }
+}
+
+/// The handler stopped because the client's body stalled (`RequestReadTimeout body=`):
+/// Apache answers 408 and logs it. An HTTP/1.1 connection is closed too (lingering, so
+/// the client can read the answer); on HTTP/2 only that stream ends.
 fn body_timed_out(
     ctx: &ConnCtx,
     parts: &http::request::Parts,
     close: &mut bool,
 ) -> Option<Response<Body>> {
-    if !ctx.shared.body_timed_out.swap(false, Ordering::AcqRel) {
+    let stream = parts
+        .extensions
+        .get::<crate::body_timer::BodyTimer>()
+        .is_some_and(crate::body_timer::BodyTimer::fired);
+    if !stream && !ctx.shared.body_timed_out.swap(false, Ordering::AcqRel) {
         return None;
     }
     tracing::error!(
@@ -392,9 +415,10 @@ fn body_timed_out(
         uri = %parts.uri,
         "request body read timeout (RequestReadTimeout body=)"
     );
-    *close = true;
-    // The client may still be sending: a lingering close lets it read the 408.
-    ctx.shared.linger.store(true, Ordering::Release);
+    if !stream {
+        *close = true;
+        ctx.shared.linger.store(true, Ordering::Release);
+    }
     Some(error_page::builtin(StatusCode::REQUEST_TIMEOUT))
 }
 

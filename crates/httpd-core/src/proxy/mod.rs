@@ -29,6 +29,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::body::Body;
+use crate::body_timer::{BodyTimer, TimedBody};
 use crate::error::Error;
 use crate::error_page;
 pub use headers::ClientSide;
@@ -280,6 +281,10 @@ pub struct Forward<'a> {
     pub limit: u64,
     /// The client's connection, which an upgraded request is spliced to.
     pub conn: &'a crate::connection::ConnShared,
+    /// The request has a body to forward, as the pipeline decided: a Content-Length or
+    /// Transfer-Encoding, or an HTTP/2 stream its headers did not end; never an internal
+    /// redirect's GET.
+    pub has_body: bool,
 }
 
 impl Rule {
@@ -346,7 +351,7 @@ pub async fn forward(
             _ => headers::add_via(&mut h, parts.version, f.client.server_name),
         }
     }
-    let has_body = scan.has_body;
+    let has_body = f.has_body;
     let limit = usize::try_from(f.limit).unwrap_or(usize::MAX);
     let mut body = Some(body);
     let timeout = f.rule.timeout.unwrap_or(f.proxy.timeout);
@@ -439,7 +444,11 @@ pub async fn forward(
             }
         }
         let req_body: ReqBody = match body.take() {
-            Some(b) if has_body => Limited::new(b, limit).boxed_unsync(),
+            // An HTTP/2 stream's body carries its own RequestReadTimeout.
+            Some(b) if has_body => match parts.extensions.get::<BodyTimer>() {
+                Some(t) => Limited::new(TimedBody::new(b, t.clock()), limit).boxed_unsync(),
+                None => Limited::new(b, limit).boxed_unsync(),
+            },
             _ => Empty::new().map_err(|e| match e {}).boxed_unsync(),
         };
         let mut req = Request::new(req_body);

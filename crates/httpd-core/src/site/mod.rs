@@ -135,6 +135,34 @@ pub struct ReadTimeout {
     pub min_rate: u64,
 }
 
+impl ReadTimeout {
+    /// When a phase that starts at `start` times out if nothing arrives (`None`: the limit
+    /// is off).
+    pub fn deadline(&self, start: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        (!self.initial.is_zero()).then(|| start + self.initial)
+    }
+
+    /// mod_reqtimeout's MinRate: `deadline` moved later for `bytes` more received, up to
+    /// `max` after the phase's `start` (without limit when no maximum is given, as in
+    /// `body=20,MinRate=500`).
+    pub fn extended(
+        &self,
+        deadline: tokio::time::Instant,
+        start: tokio::time::Instant,
+        bytes: usize,
+    ) -> tokio::time::Instant {
+        if self.min_rate == 0 || !(self.max.is_zero() || self.max > self.initial) {
+            return deadline;
+        }
+        let later = deadline + Duration::from_secs_f64(bytes as f64 / self.min_rate as f64);
+        if self.max.is_zero() {
+            later
+        } else {
+            later.min(start + self.max)
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadTimeouts {
     pub header: ReadTimeout,
