@@ -102,8 +102,6 @@ pub struct RequestScan {
     pub upgrade: Option<HeaderValue>,
     /// A Connection value lists `upgrade`.
     pub connection_upgrade: bool,
-    /// Transfer-Encoding, or a Content-Length other than 0: there is a body to send.
-    pub has_body: bool,
     /// Via is present.
     pub via: bool,
 }
@@ -138,10 +136,6 @@ impl RequestScan {
                     });
                     continue;
                 }
-                0x20 => {
-                    s.has_body = true;
-                    continue;
-                }
                 0x40 => {
                     if first {
                         s.upgrade = Some(v.clone());
@@ -154,8 +148,6 @@ impl RequestScan {
                 if first {
                     s.host = Some(v.clone());
                 }
-            } else if *k == header::CONTENT_LENGTH {
-                s.has_body |= first && v.as_bytes() != b"0";
             } else if *k == header::VIA {
                 s.via = true;
             } else {
@@ -411,7 +403,6 @@ mod tests {
         h.insert("upgrade", HeaderValue::from_static("websocket"));
         h.insert("x-kept", HeaderValue::from_static("1"));
         let scan = RequestScan::of(&h);
-        assert!(scan.has_body);
         assert_eq!(scan.upgrade.as_ref().unwrap(), "websocket");
         assert!(!scan.connection_upgrade);
         strip_present(&mut h, scan.hop);
@@ -422,17 +413,18 @@ mod tests {
     #[test]
     fn request_scan_reads_the_first_values() {
         let mut h = HeaderMap::new();
-        h.append("content-length", HeaderValue::from_static("0"));
         h.append("connection", HeaderValue::from_static("keep-alive"));
         h.append("connection", HeaderValue::from_static("Upgrade"));
         h.insert("via", HeaderValue::from_static("1.0 a"));
+        h.append("upgrade", HeaderValue::from_static("a"));
+        h.append("upgrade", HeaderValue::from_static("b"));
+        h.insert("host", HeaderValue::from_static("h"));
         let s = RequestScan::of(&h);
-        assert!(!s.has_body);
         assert!(s.connection_upgrade);
         assert!(s.via);
-        assert_eq!(s.hop, 1);
-        h.insert("content-length", HeaderValue::from_static("12"));
-        assert!(RequestScan::of(&h).has_body);
+        assert_eq!(s.hop, 1 | 0x40);
+        assert_eq!(s.upgrade.unwrap(), "a");
+        assert_eq!(s.host.unwrap(), "h");
     }
 
     #[test]
