@@ -354,7 +354,48 @@ impl Default for Framing {
     }
 }
 
+/// [`Framing`] while its connection is parked: at a request boundary (the usual case,
+/// kept in a few bytes) or anywhere else (kept whole).
+enum ParkedFraming {
+    AtRest { complete: u32, lost: bool },
+    Busy(Box<Framing>),
+}
+
+impl ParkedFraming {
+    fn resume(self) -> Framing {
+        match self {
+            ParkedFraming::AtRest { complete, lost } => Framing {
+                state: if lost { Frame::Lost } else { Frame::Head },
+                complete,
+                ..Framing::default()
+            },
+            ParkedFraming::Busy(f) => *f,
+        }
+    }
+}
+
 impl Framing {
+    /// For a parked connection: a few bytes when nothing but the count of complete
+    /// requests (and whether the framing was lost) matters.
+    fn park(self) -> ParkedFraming {
+        let done = self.ended_heads.is_empty() && self.cl_lines == 0;
+        let at_rest = done
+            && (self.state == Frame::Lost
+                || (self.state == Frame::Head
+                    && self.line_len == 0
+                    && self.lines == 0
+                    && self.length == 0
+                    && !self.chunked));
+        if at_rest {
+            ParkedFraming::AtRest {
+                complete: self.complete,
+                lost: self.state == Frame::Lost,
+            }
+        } else {
+            ParkedFraming::Busy(Box::new(self))
+        }
+    }
+
     /// Hands the `Content-Length` line counts of the heads ended so far to the requests;
     /// once lost, what the current head had goes to the raw counter.
     fn publish(&mut self, shared: &ConnShared) {
@@ -732,22 +773,85 @@ impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> AsyncWrite for TimedIo<S> {
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// What an HTTP/1.1 connection keeps between requests. A parked connection's task holds
+/// only this and its wait (the socket's readiness, the rest of KeepAliveTimeout, the stop
+/// signal): hyper's state, the service and the configuration are dropped with [`http1`]'s
+/// future and rebuilt when the next request arrives.
+struct Conn {
+    stream: Stream,
+    ctx: Arc<crate::pipeline::ConnCtx>,
+    stop: watch::Receiver<bool>,
+    /// Where the requests' bodies end, kept across parking (None before the first).
+    framing: Option<ParkedFraming>,
+}
+
 /// Serves one accepted connection until it closes or `stop` turns true.
-pub async fn serve(
+///
+/// Each state of the connection but the parked one is boxed: the task of a parked
+/// connection is as big as its largest state, and starting (PROXY header, HTTP/2
+/// sniffing, the first read and its timer) or serving requests takes much more than
+/// waiting. Not an `async fn`: its arguments would stay in the task all along.
+pub fn serve(
+    stream: Stream,
+    peer: Option<SocketAddr>,
+    known_local: Option<SocketAddr>,
+    site: Arc<Site>,
+    state: Arc<ServerState>,
+    stop: watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send {
+    let started = Box::pin(start(stream, peer, known_local, site, state, stop));
+    async move {
+        let Some((mut conn, mut prefix)) = started.await else {
+            return;
+        };
+        while let Some(left) = Box::pin(http1(&mut conn, prefix)).await {
+            tracing::trace!(peer = ?conn.ctx.shared.peer, "idle connection parked");
+            if !park(&mut conn, left).await {
+                return;
+            }
+            prefix = Bytes::new();
+        }
+    }
+}
+
+/// A parked connection waits for its next request: true when the client sent something
+/// (or closed), false at the end of `left` (KeepAliveTimeout) or at a stop. The socket's
+/// readiness is polled directly (its waker lives in tokio's registration, so it takes no
+/// room in the task); only the timer and the stop signal's waiter do.
+async fn park(conn: &mut Conn, left: Duration) -> bool {
+    let Conn { stream, stop, .. } = conn;
+    let sleep = tokio::time::sleep(left);
+    let stopped = crate::server::stopped(stop);
+    tokio::pin!(sleep, stopped);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = stream.poll_read_ready(cx) {
+            return Poll::Ready(r.is_ok());
+        }
+        if sleep.as_mut().poll(cx).is_ready() || stopped.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(false);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A new connection up to its first bytes: the PROXY header, the HTTP/2 preface (an
+/// HTTP/2 connection is served here), the first read. None: it is over.
+async fn start(
     mut stream: Stream,
     peer: Option<SocketAddr>,
     known_local: Option<SocketAddr>,
     site: Arc<Site>,
     state: Arc<ServerState>,
     mut stop: watch::Receiver<bool>,
-) {
+) -> Option<(Conn, Bytes)> {
     // The listener's own address when it is a specific one saves a getsockname per
     // connection.
     let local = match known_local {
         Some(a) if !a.ip().is_unspecified() => Some(a),
         _ => stream.local_addr(),
     };
-    let conf = site.conn_conf(local).clone();
+    let conf = site.conn_conf(local);
     let mut prefix = Bytes::new();
     let mut peer = peer;
     let mut want_h2 = false;
@@ -766,9 +870,9 @@ pub async fn serve(
             }
             Ok(Err(e)) => {
                 tracing::info!(peer = ?peer, error = %e, "bad PROXY protocol header");
-                return;
+                return None;
             }
-            Err(_) => return,
+            Err(_) => return None,
         }
     }
     if conf.h2c && !want_h2 {
@@ -788,7 +892,7 @@ pub async fn serve(
         };
         match tokio::time::timeout(limit, Box::pin(sniff)).await {
             Ok(Ok(())) => {}
-            _ => return,
+            _ => return None,
         }
         want_h2 = buf.starts_with(H2_PREFACE);
         prefix = Bytes::from(buf);
@@ -799,42 +903,16 @@ pub async fn serve(
     });
     let ctx = Arc::new(crate::pipeline::ConnCtx {
         site: Arc::clone(&site),
-        state: Arc::clone(&state),
+        state,
         shared: Arc::clone(&shared),
     });
 
     if want_h2 {
         // Boxed: HTTP/2 state is large, and most connections are HTTP/1.1; the task of
         // every connection is as big as its largest state.
-        Box::pin(serve_h2(stream, prefix, shared, conf, ctx, stop)).await;
-        return;
+        Box::pin(serve_h2(stream, prefix, shared, conf.clone(), ctx, stop)).await;
+        return None;
     }
-
-    let service = hyper::service::service_fn(move |req| {
-        let ctx = Arc::clone(&ctx);
-        // Boxed so the connection can be polled without shutdown (hyper wants an Unpin
-        // future for that), which is how idle connections are parked.
-        Box::pin(async move {
-            Ok::<_, std::convert::Infallible>(crate::pipeline::handle(req, ctx).await)
-        })
-    });
-
-    let server = &site.server;
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .keep_alive(conf.keep_alive)
-        .half_close(false)
-        .header_read_timeout(None)
-        .max_buf_size(
-            (server.limit_request_line
-                + server.limit_request_fields * (server.limit_request_field_size + 2)
-                + 64)
-                .clamp(16 * 1024, 1024 * 1024),
-        );
-    if server.limit_request_fields != 100 {
-        builder.max_headers(server.limit_request_fields.max(1));
-    }
-    let mut prefix = prefix;
     if prefix.is_empty() {
         // Nothing is allocated for a connection until it sends something (nginx does the
         // same): a silent one costs its socket and this task, until the header timeout.
@@ -851,16 +929,65 @@ pub async fn serve(
             }
         };
         prefix = tokio::select! {
-            r = wait => match r {
-                Ok(first) => first,
-                Err(_) => return,
-            },
-            _ = crate::server::stopped(&mut stop) => return,
+            r = wait => r.ok()?,
+            _ = crate::server::stopped(&mut stop) => return None,
         };
     }
-    let mut framing = None;
+    let conn = Conn {
+        stream,
+        ctx,
+        stop,
+        framing: None,
+    };
+    Some((conn, prefix))
+}
+
+/// hyper's HTTP/1.1 settings for a connection.
+fn http1_builder(site: &Site, conf: &ConnConf) -> hyper::server::conn::http1::Builder {
+    let server = &site.server;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .keep_alive(conf.keep_alive)
+        .half_close(false)
+        .header_read_timeout(None)
+        .max_buf_size(
+            (server.limit_request_line
+                + server.limit_request_fields * (server.limit_request_field_size + 2)
+                + 64)
+                .clamp(16 * 1024, 1024 * 1024),
+        );
+    if server.limit_request_fields != 100 {
+        builder.max_headers(server.limit_request_fields.max(1));
+    }
+    builder
+}
+
+/// Serves HTTP/1.1 requests through hyper, starting with the bytes in `prefix`, until
+/// the connection is over (None) or goes idle and is parked (Some: how much longer it may
+/// stay idle before KeepAliveTimeout).
+async fn http1(conn: &mut Conn, mut prefix: Bytes) -> Option<Duration> {
+    let Conn {
+        stream,
+        ctx,
+        stop,
+        framing: kept,
+    } = conn;
+    let (site, shared) = (&ctx.site, &ctx.shared);
+    let conf = site.conn_conf(shared.local);
+    let service_ctx = Arc::clone(ctx);
+    let service = hyper::service::service_fn(move |req| {
+        let ctx = Arc::clone(&service_ctx);
+        // Boxed so the connection can be polled without shutdown (hyper wants an Unpin
+        // future for that), which is how idle connections are parked.
+        Box::pin(async move {
+            Ok::<_, std::convert::Infallible>(crate::pipeline::handle(req, ctx).await)
+        })
+    });
+    let builder = http1_builder(site, conf);
+    // What an earlier hyper connection left: its bytes were counted already.
+    let mut framing = kept.take().map(ParkedFraming::resume);
     let result = loop {
-        let mut io = TimedIo::new(&mut stream, prefix, Arc::clone(&shared), conf.clone());
+        let mut io = TimedIo::new(&mut *stream, prefix, Arc::clone(shared), conf.clone());
         if let Some(f) = framing.take() {
             io.framing = f;
             io.prefix_seen = true;
@@ -869,7 +996,7 @@ pub async fn serve(
         let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service.clone()));
         let result = tokio::select! {
             r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
-            _ = crate::server::stopped_quietly(&mut stop) => {
+            _ = crate::server::stopped_quietly(stop) => {
                 Pin::new(conn.as_mut()).graceful_shutdown();
                 std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await
             }
@@ -882,14 +1009,13 @@ pub async fn serve(
             // A proxied upgrade: hyper wrote the 101 and handed the connection back.
             let rest = parts.read_buf.clone();
             drop(parts);
-            Box::pin(splice(&mut stream, rest, backend, &shared, &conf)).await;
+            Box::pin(splice(stream, rest, backend, shared, conf)).await;
             break Ok(());
         }
         tracing::trace!(parked = parts.io.inner().parked, "hyper connection done");
         if !parts.io.inner().parked || *stop.borrow() {
             break Ok(());
         }
-        tracing::trace!(peer = ?peer, "idle connection parked");
         // A slice of hyper's read buffer, even an empty one, keeps that whole buffer
         // (8 KiB or more) alive: keep a copy of what the client already sent, if anything.
         prefix = if parts.read_buf.is_empty() {
@@ -898,31 +1024,29 @@ pub async fn serve(
             Bytes::copy_from_slice(&parts.read_buf)
         };
         let mut parts = parts;
-        framing = Some(std::mem::take(&mut parts.io.inner_mut().framing));
+        let f = std::mem::take(&mut parts.io.inner_mut().framing);
         drop(parts);
         if prefix.is_empty() {
             // Parked: only the socket is held until the next request or the end of
             // KeepAliveTimeout.
-            let left = conf.keep_alive_timeout.saturating_sub(PARK_AFTER);
-            tokio::select! {
-                r = stream.wait_data() => if r.is_err() { break Ok(()) },
-                _ = tokio::time::sleep(left) => break Ok(()),
-                _ = crate::server::stopped(&mut stop) => break Ok(()),
-            }
+            *kept = Some(f.park());
+            return Some(conf.keep_alive_timeout.saturating_sub(PARK_AFTER));
         }
+        framing = Some(f);
     };
     if let Err(e) = result {
         if e.is_parse() || e.is_parse_too_large() {
             let status = if e.is_parse_too_large() { 431 } else { 400 };
-            crate::pipeline::log_malformed(&site, &state, &shared, status);
+            crate::pipeline::log_malformed(site, &ctx.state, shared, status);
             shared.linger.store(true, Ordering::Release);
         } else {
-            tracing::debug!(peer = ?peer, error = %e, "connection ended with an error");
+            tracing::debug!(peer = ?shared.peer, error = %e, "connection ended with an error");
         }
     }
     if shared.linger.load(Ordering::Acquire) {
-        Box::pin(linger(&mut stream)).await;
+        Box::pin(linger(stream)).await;
     }
+    None
 }
 
 /// Copies bytes both ways between the client (after what hyper had already read) and an

@@ -120,12 +120,12 @@ impl Listener {
 const FIRST_READ: usize = 2048;
 
 impl Stream {
-    /// Waits until bytes arrive (or the peer closes), without reading them and without
-    /// allocating: how a silent or parked connection waits.
-    pub async fn wait_data(&self) -> io::Result<()> {
+    /// Ready when bytes arrive (or the peer closes), without reading them and without
+    /// a future: how a parked connection waits.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
-            Stream::Tcp(s) => s.peek(&mut [0u8; 1]).await.map(|_| ()),
-            Stream::Unix(s) => s.readable().await,
+            Stream::Tcp(s) => s.poll_read_ready(cx),
+            Stream::Unix(s) => s.poll_read_ready(cx),
         }
     }
 
