@@ -172,6 +172,9 @@ fn proxy_to_the_same_path_keeps_the_target_and_query() {
     }
 }
 
+/// ProxyPreserveHost On passes the client's Host; over HTTP/2, where the host is the
+/// :authority and there is no Host field, the backend gets it as Host too (it got its own
+/// name, and no X-Forwarded-Host).
 #[test]
 fn proxy_preserve_host() {
     let sb = site();
@@ -179,12 +182,33 @@ fn proxy_preserve_host() {
     let core = start(
         &sb,
         &format!(
-            "ProxyPreserveHost On\nProxyPass /app/ http://127.0.0.1:{}/\n",
+            "Protocols h2c http/1.1\nProxyPreserveHost On\nProxyPass /app/ http://127.0.0.1:{}/\n",
             be.port
         ),
     );
     let j = json(&get(core.addr, "/app/x", ""));
     assert_eq!(j["headers"]["host"], "front.test");
+
+    require_tool("curl");
+    let port = core.addr.port();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--http2-prior-knowledge",
+            "--max-time",
+            "10",
+            "--resolve",
+        ])
+        .arg(format!("front.test:{port}:127.0.0.1"))
+        .arg(format!("http://front.test:{port}/app/x"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let j: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let authority = format!("front.test:{port}");
+    assert_eq!(j["headers"]["host"], authority.as_str(), "{j}");
+    assert_eq!(j["headers"]["x-forwarded-host"], authority.as_str(), "{j}");
 }
 
 /// Sends a body of `len` bytes (Content-Length or chunked) and returns the response.

@@ -260,10 +260,12 @@ async fn route(
         });
         if let Some((rule, url)) = routed {
             let server_name = host.server_name.as_deref().unwrap_or("httpd");
+            // The client's Host, or an HTTP/2 request's :authority.
             let front_host = parts
                 .headers
                 .get(header::HOST)
                 .and_then(|v| v.to_str().ok())
+                .or_else(|| parts.uri.authority().map(|a| a.as_str()))
                 .map(str::to_string);
             let fwd = crate::proxy::Forward {
                 proxy,

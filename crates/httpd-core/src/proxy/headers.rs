@@ -97,7 +97,7 @@ pub struct RequestScan {
     /// Bits of the forwarding names present (see [`forward_bit`]).
     forwarding: u8,
     /// The first Host value.
-    host: Option<HeaderValue>,
+    pub host: Option<HeaderValue>,
     /// The first Upgrade value.
     pub upgrade: Option<HeaderValue>,
     /// A Connection value lists `upgrade`.

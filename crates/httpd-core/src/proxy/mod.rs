@@ -327,6 +327,17 @@ pub async fn forward(
     let mut h = parts.headers.clone();
     // Room for what is added below, at once (a copy has no room to spare).
     h.reserve(8);
+    // HTTP/2 names the host in its :authority, not in a Host field; the backend (HTTP/1.1)
+    // gets it as the client's Host (what ProxyPreserveHost keeps).
+    if scan.host.is_none() {
+        if let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            h.insert(header::HOST, v);
+        }
+    }
     headers::strip_present(&mut h, scan.hop);
     if let Some(u) = &upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
