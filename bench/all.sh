@@ -103,8 +103,13 @@ fi
             proxy_pass http://backend/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Host \$host;
+            # The forwarding headers httpd-core sends (as in bench/proxy.sh).
+            proxy_set_header Host \$proxy_host;
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Host \$http_host;
+            proxy_set_header X-Forwarded-Server httpd;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header Forwarded "for=\$remote_addr;proto=\$scheme;host=\\"\$http_host\\"";
         }
     }
     server { listen 127.0.0.1:$P_NGINX_PP proxy_protocol backlog=4096; root $WWW; }
