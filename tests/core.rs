@@ -420,6 +420,25 @@ fn keep_alive_pipelining_and_max_requests() {
     assert!(text.to_ascii_lowercase().contains("connection: close"));
 }
 
+/// A pipelined request whose head arrives in two parts, with a pause longer than it takes
+/// an idle connection to be parked (100 ms) between them, is answered: the connection
+/// holding part of a head is not idle.
+#[test]
+fn a_pipelined_head_split_by_a_pause_is_answered() {
+    let sb = site();
+    let core = start(&sb, &docroot(&sb));
+    let mut s = TcpStream::connect(core.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let one = "GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    s.write_all(format!("{one}GET /dig").as_bytes()).unwrap();
+    let (head, _) = read_response(&mut s);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    std::thread::sleep(Duration::from_millis(400));
+    s.write_all(b"its.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (head, _) = read_response(&mut s);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+}
+
 /// Reads one response on a kept-alive connection: (head, body of Content-Length bytes).
 fn read_response(s: &mut TcpStream) -> (String, Vec<u8>) {
     let mut buf = Vec::new();

@@ -213,6 +213,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
     fn enter(&mut self, phase: Phase, now: Instant) {
         let phase = if phase == Phase::Body && self.body_arrived() {
             self.end_body()
+        } else if phase == Phase::Idle && self.framing.head_started() {
+            // The next request's head began to arrive with the last one (pipelined):
+            // hyper holds it, so the connection is reading a head, not idle (parking it
+            // would end it as if the client had closed mid-head).
+            let _ = self.shared.phase.compare_exchange(
+                Phase::Idle as u8,
+                Phase::Head as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            self.shared.phase()
         } else {
             phase
         };
@@ -411,6 +422,11 @@ impl Framing {
                 .content_length_lines
                 .fetch_add(std::mem::take(&mut self.cl_lines), Ordering::AcqRel);
         }
+    }
+
+    /// Part of a request head has arrived (not just blank lines between requests).
+    fn head_started(&self) -> bool {
+        self.state == Frame::Head && (self.lines > 0 || self.line_len > 0)
     }
 
     /// Whether the body of the `n`th request on the connection has fully arrived.
