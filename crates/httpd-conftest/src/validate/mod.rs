@@ -199,8 +199,8 @@ impl<'a> Validator<'a> {
     }
 
     /// Validates virtual hosts in order, starting each from `base`.
-    fn vhosts(&mut self, nodes: &[&Directive], base: &Host) -> Vec<VirtualHost> {
-        let mut vhosts = Vec::with_capacity(nodes.len());
+    fn vhosts(&mut self, nodes: &[&Directive], base: &Host, vhosts: &mut Vec<VirtualHost>) {
+        vhosts.reserve(nodes.len());
         for d in nodes {
             let addrs = self.vhost_addrs(d);
             let mut host = base.clone();
@@ -218,7 +218,6 @@ impl<'a> Validator<'a> {
                 loc: d.loc.clone(),
             });
         }
-        vhosts
     }
 
     /// [`Validator::vhosts`], with many virtual hosts cut into one run per CPU: each
@@ -231,8 +230,12 @@ impl<'a> Validator<'a> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get().min(8))
             .min(nodes.len() / PER_THREAD_MIN);
+        // Sized for all at once: a VirtualHost is over a kilobyte, and regrowing the vector
+        // would copy thousands of them into fresh pages.
+        let mut vhosts = Vec::with_capacity(nodes.len());
         if threads < 2 || !self.parallel {
-            return self.vhosts(nodes, base);
+            self.vhosts(nodes, base, &mut vhosts);
+            return vhosts;
         }
         let chunks: Vec<&[&Directive]> = nodes.chunks(nodes.len().div_ceil(threads)).collect();
         let server = self.server.clone();
@@ -247,21 +250,22 @@ impl<'a> Validator<'a> {
                         let mut worker = Validator::new(&mut diagnostics, root);
                         worker.server = server;
                         worker.log_formats.clear();
-                        let vhosts = worker.vhosts(chunk, base);
+                        let mut vhosts = Vec::new();
+                        worker.vhosts(chunk, base, &mut vhosts);
                         let part = worker.into_part(vhosts);
                         (part, diagnostics)
                     })
                 })
                 .collect();
             self.server_touched = false;
-            let mut vhosts = self.vhosts(chunks[0], base);
+            self.vhosts(chunks[0], base, &mut vhosts);
             for (chunk, worker) in chunks[1..].iter().zip(workers) {
                 let (part, diagnostics) = match worker.join() {
                     Ok(done) => done,
                     Err(panic) => std::panic::resume_unwind(panic),
                 };
                 if self.server_touched || part.server_touched {
-                    vhosts.extend(self.vhosts(chunk, base));
+                    self.vhosts(chunk, base, &mut vhosts);
                 } else {
                     self.merge(part, diagnostics, &mut vhosts);
                 }
