@@ -40,11 +40,14 @@ static SPANS: Mutex<BTreeMap<usize, Span>> = Mutex::new(BTreeMap::new());
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A registered body; unregistered when dropped (with the cache entry holding it). The
-/// entry holds a clone of the body, so the memory cannot be reused while registered.
+/// A registered body; unregistered when dropped (with the cache entry holding it). It
+/// holds a clone of the body, released only after the span is removed: were the memory
+/// freed first (the entry's own `body` field is dropped before this one), another
+/// response written from the same addresses in between would be sent from the file.
 pub struct Registration {
     start: usize,
     id: u64,
+    _body: Bytes,
 }
 
 /// Registers `body`, read whole from `file`, when it is large enough.
@@ -63,7 +66,11 @@ pub fn register(body: &Bytes, file: Arc<File>) -> Option<Registration> {
     if spans.insert(start, span).is_none() {
         COUNT.fetch_add(1, Ordering::Relaxed);
     }
-    Some(Registration { start, id })
+    Some(Registration {
+        start,
+        id,
+        _body: body.clone(),
+    })
 }
 
 impl Drop for Registration {
