@@ -248,7 +248,7 @@ impl Loader {
         inactive: bool,
         depth: usize,
     ) -> Vec<Directive> {
-        if nodes.iter().any(splices) {
+        if nodes.iter().any(|d| splices(d.info)) {
             let mut out = Vec::with_capacity(nodes.len());
             self.resolve(nodes, inactive, depth, &mut out);
             return out;
@@ -677,7 +677,7 @@ fn directive(
 ) -> Directive {
     let info = crate::directives::lookup(&name.text);
     let variables = dollar && args.iter().any(|w| has_variable(&w.text));
-    let settled = !variables && !splices_key(info);
+    let settled = !variables && !applies(info);
     Directive {
         loc: loc(file, name.pos),
         info,
@@ -703,20 +703,16 @@ fn has_variable(s: &str) -> bool {
 
 /// Whether resolving a directive with this table entry does more than substitute its
 /// variables: applying a Define, UnDefine or ServerRoot, or splicing (see [`splices`]).
-fn splices_key(info: Option<&'static crate::directives::Info>) -> bool {
+fn applies(info: Option<&'static crate::directives::Info>) -> bool {
     matches!(
         info.map_or("", |i| i.key),
         "define" | "undefine" | "serverroot"
-    ) || splices_info(info)
+    ) || splices(info)
 }
 
-/// Whether something other than `d` itself may take its place when resolved: an
-/// included file, or a conditional section's body.
-fn splices(d: &Directive) -> bool {
-    splices_info(d.info)
-}
-
-fn splices_info(info: Option<&'static crate::directives::Info>) -> bool {
+/// Whether something other than the directive itself may take its place when resolved:
+/// an included file, or a conditional section's body.
+fn splices(info: Option<&'static crate::directives::Info>) -> bool {
     matches!(
         info.map_or("", |i| i.key),
         "include"

@@ -389,7 +389,7 @@ async fn substitute(resp: Response<Body>, eff: &Effective) -> Response<Body> {
 /// HTTP/1.1 connection times the reads itself ([`Phase::Body`]); an HTTP/2 stream gets
 /// its own timer, which the proxy and CGI find in the request's extensions.
 fn start_body(ctx: &ConnCtx, parts: &mut http::request::Parts, host: &Host) {
-    if ctx.shared.h2.load(Ordering::Acquire) {
+    if parts.version == Version::HTTP_2 {
         let timer = crate::body_timer::BodyTimer::new(host.conn.read_timeout.body);
         parts.extensions.insert(timer);
     } else {

@@ -179,9 +179,10 @@ impl Client {
         })
     }
 
-    /// Sends `req` (its URI in origin form) to `origin` and returns the response head, or
-    /// [`ClientError::Timeout`] when it has not come by `deadline`. `upgrade`: the request
-    /// asks to switch protocols, so it gets a connection of its own with upgrades enabled.
+    /// Sends `req` (its URI in origin form, its Host set by the caller) to `origin` and
+    /// returns the response head, or [`ClientError::Timeout`] when it has not come by
+    /// `deadline`. `upgrade`: the request asks to switch protocols, so it gets a
+    /// connection of its own with upgrades enabled.
     pub async fn request(
         self: &Arc<Self>,
         origin: &Origin,
@@ -190,11 +191,6 @@ impl Client {
         deadline: tokio::time::Instant,
     ) -> Result<Response<ProxyBody>, ClientError> {
         let (host, port) = (origin.host.as_str(), origin.port);
-        if !req.headers().contains_key(http::header::HOST) {
-            if let Some(v) = &origin.host_value {
-                req.headers_mut().insert(http::header::HOST, v.clone());
-            }
-        }
         let key = &origin.authority;
 
         if upgrade {

@@ -27,17 +27,21 @@ const X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-serv
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
+/// [`hop_bit`]s the scan and the stripping look at by name.
+const HOP_CONNECTION: u8 = 1;
+const HOP_UPGRADE: u8 = 1 << 6;
+
 /// The bit of a hop-by-hop name in [`HOP_BY_HOP`] (a lowercase name, as `HeaderName`s
 /// are), 0 for any other name: one `match` on the text rather than eight comparisons.
 fn hop_bit(name: &str) -> u8 {
     match name {
-        "connection" => 1,
+        "connection" => HOP_CONNECTION,
         "keep-alive" => 1 << 1,
         "proxy-connection" => 1 << 2,
         "te" => 1 << 3,
         "trailer" => 1 << 4,
         "transfer-encoding" => 1 << 5,
-        "upgrade" => 1 << 6,
+        "upgrade" => HOP_UPGRADE,
         "proxy-authorization" => 1 << 7,
         _ => 0,
     }
@@ -60,7 +64,7 @@ pub fn strip_present(h: &mut HeaderMap, present: u8) {
     if present == 0 {
         return;
     }
-    if present & 1 != 0 {
+    if present & HOP_CONNECTION != 0 {
         // The values are shared (a reference count), not copied, so the map can be
         // changed while their tokens are read; a second Connection line is rare.
         let mut all = h.get_all(header::CONNECTION).iter();
@@ -106,12 +110,18 @@ pub struct RequestScan {
     pub via: bool,
 }
 
+/// [`forward_bit`]s: forwarding headers the client sent, which ours append to.
+const FWD_FOR: u8 = 1;
+const FWD_HOST: u8 = 1 << 1;
+const FWD_SERVER: u8 = 1 << 2;
+const FWD_FORWARDED: u8 = 1 << 3;
+
 fn forward_bit(name: &str) -> u8 {
     match name {
-        "x-forwarded-for" => 1,
-        "x-forwarded-host" => 1 << 1,
-        "x-forwarded-server" => 1 << 2,
-        "forwarded" => 1 << 3,
+        "x-forwarded-for" => FWD_FOR,
+        "x-forwarded-host" => FWD_HOST,
+        "x-forwarded-server" => FWD_SERVER,
+        "forwarded" => FWD_FORWARDED,
         _ => 0,
     }
 }
@@ -129,14 +139,14 @@ impl RequestScan {
             s.hop |= hop;
             match hop {
                 0 => {}
-                1 => {
+                HOP_CONNECTION => {
                     s.connection_upgrade |= v.to_str().is_ok_and(|v| {
                         v.split(',')
                             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
                     });
                     continue;
                 }
-                0x40 => {
+                HOP_UPGRADE => {
                     if first {
                         s.upgrade = Some(v.clone());
                     }
@@ -182,7 +192,7 @@ pub fn add_forwarded(
 ) {
     let has = |bit: u8| scan.forwarding & bit != 0;
     let ip = ip_text(c.ip);
-    if has(1) {
+    if has(FWD_FOR) {
         append_list(h, X_FORWARDED_FOR, &ip.to_string());
     } else if let Ok(v) = HeaderValue::from_bytes(ip.as_bytes()) {
         h.insert(X_FORWARDED_FOR, v);
@@ -194,14 +204,14 @@ pub fn add_forwarded(
             .as_ref()
             .filter(|v| v.as_bytes() == host.as_bytes());
         match own {
-            Some(v) if !has(2) => {
+            Some(v) if !has(FWD_HOST) => {
                 h.insert(X_FORWARDED_HOST, v.clone());
             }
             _ => append_list(h, X_FORWARDED_HOST, host),
         }
     }
     match server {
-        Some(v) if !has(4) => {
+        Some(v) if !has(FWD_SERVER) => {
             h.insert(X_FORWARDED_SERVER, v.clone());
         }
         _ => append_list(h, X_FORWARDED_SERVER, c.server_name),
@@ -242,7 +252,7 @@ pub fn add_forwarded(
         fwd.push('"');
     }
     debug_assert_eq!(fwd.len(), len);
-    if has(8) {
+    if has(FWD_FORWARDED) {
         append_owned(h, FORWARDED, fwd);
     } else {
         insert_owned(h, FORWARDED, fwd);
@@ -422,7 +432,7 @@ mod tests {
         let s = RequestScan::of(&h);
         assert!(s.connection_upgrade);
         assert!(s.via);
-        assert_eq!(s.hop, 1 | 0x40);
+        assert_eq!(s.hop, HOP_CONNECTION | HOP_UPGRADE);
         assert_eq!(s.upgrade.unwrap(), "a");
         assert_eq!(s.host.unwrap(), "h");
     }

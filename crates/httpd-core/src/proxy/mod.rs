@@ -327,14 +327,11 @@ pub async fn forward(
     let mut h = parts.headers.clone();
     // Room for what is added below, at once (a copy has no room to spare).
     h.reserve(8);
-    // HTTP/2 names the host in its :authority, not in a Host field; the backend (HTTP/1.1)
-    // gets it as the client's Host (what ProxyPreserveHost keeps).
+    // HTTP/2 names the host in its :authority, not in a Host field: the backend (HTTP/1.1)
+    // gets the client's host (the pipeline's `client.host`) as Host, which ProxyPreserveHost
+    // keeps.
     if scan.host.is_none() {
-        if let Some(v) = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
+        if let Some(v) = f.client.host.and_then(|a| HeaderValue::from_str(a).ok()) {
             h.insert(header::HOST, v);
         }
     }
@@ -397,13 +394,9 @@ pub async fn forward(
                 let path = if rest.is_empty() { "/" } else { rest };
                 // The client's own target when the backend path is the same (a rule
                 // mapping `/` to `/`): shared, not copied and parsed again.
-                let same = parts
-                    .uri
-                    .path_and_query()
-                    .filter(|pq| pq.path() == path)
-                    .cloned();
+                let same = parts.uri.path_and_query().filter(|pq| pq.path() == path);
                 let pq = match parts.uri.query() {
-                    _ if same.is_some() => Ok(same.map_or_else(Uri::default, Uri::from)),
+                    _ if same.is_some() => Ok(same.cloned().map(Uri::from).unwrap_or_default()),
                     Some(q) => {
                         let mut t = String::with_capacity(path.len() + 1 + q.len());
                         t.push_str(path);
@@ -449,7 +442,8 @@ pub async fn forward(
         } else {
             std::mem::take(&mut h)
         };
-        if !f.proxy.preserve_host {
+        // The backend's own name, unless the client's is preserved (and there is one).
+        if !f.proxy.preserve_host || !hh.contains_key(header::HOST) {
             if let Some(v) = &origin.host_value {
                 hh.insert(header::HOST, v.clone());
             }
