@@ -864,6 +864,17 @@ fn piped_log_forms_direct_and_shell() {
 
 /// Sends SIGCONT to a stopped process when dropped, so a failing test leaves no stopped
 /// rotator behind.
+/// The process is gone or a zombie (its descriptors closed, waiting for its parent).
+fn dead_or_zombie(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses (which may hold spaces).
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
 struct Stopped(u32);
 
 impl Drop for Stopped {
@@ -956,6 +967,13 @@ fn sigkill_loses_exactly_the_lines_in_the_pipe() {
     std::thread::sleep(Duration::from_millis(200)); // core's writer puts them in the pipe
     signal(first, "KILL");
     drop(stopped);
+    // kill(2) returns before the process is gone: until its descriptors are closed, a
+    // line core writes still lands in the dying pipe (and is lost with it).
+    wait_until(
+        Duration::from_secs(10),
+        || format!("rotator {first} still alive after SIGKILL"),
+        || dead_or_zombie(first),
+    );
     request_batch(addr, 200..300);
     signal(core.pid(), "TERM");
     assert_eq!(core.wait_exit(Duration::from_secs(20)), Some(0));
