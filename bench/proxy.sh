@@ -3,6 +3,7 @@
 #
 # Usage: bench/proxy.sh             (builds httpd-core --release first)
 # Env:   DUR=5 ROUNDS=3 SERVER_CPU=0 CLIENT_CPU=1 SCEN="ka50 100k" OUT=/tmp/httpd-bench-proxy
+#        PORT=18290 (the backend; ours takes PORT+1, nginx PORT+2)
 #
 # The backend is an nginx serving a 1 KiB page and a 100 KiB file (keep-alive, one worker,
 # on the client CPU so both proxies see the same backend). Both proxies get one CPU
@@ -26,7 +27,7 @@ bench_docroot "$WWW"
 bench_build httpd-core
 OURS_BIN=$(bench_bin httpd-core)
 
-BACKEND_PORT=18290; OURS_PORT=18291; NGINX_PORT=18292
+BACKEND_PORT=${PORT:-18290}; OURS_PORT=$((BACKEND_PORT + 1)); NGINX_PORT=$((BACKEND_PORT + 2))
 { nginx_main backend "$OUT"; echo "access_log off;"
   echo "server { listen 127.0.0.1:$BACKEND_PORT backlog=4096; root $WWW; } }"; } > "$OUT/backend.conf"
 { nginx_main nginx "$OUT"; cat <<CONF

@@ -4,6 +4,7 @@
 # Usage: bench/static.sh            (builds httpd-core --release first)
 # Env:   DUR=5 ROUNDS=3 SERVER_CPU=0 CLIENT_CPU=1 SCEN="ka50 ka500 close 100k 10m 404"
 #        IDLE=10000 (idle connections for the memory row; 0 skips it) OUT=/tmp/httpd-bench
+#        PORT=18180 (ours; nginx takes PORT+1, so two benches can run at once with other PORT/OUT)
 #
 # Both servers get one CPU (taskset -c $SERVER_CPU; nginx with one worker, sendfile on, no
 # access log; httpd-core with no access log), the same docroot, and wrk runs on another CPU
@@ -24,7 +25,7 @@ bench_docroot "$WWW" 1   # a 1 KiB page, a 100 KiB and a 10 MiB file
 bench_build httpd-core
 OURS_BIN=$(bench_bin httpd-core)
 
-OURS_PORT=18180; NGINX_PORT=18181
+OURS_PORT=${PORT:-18180}; NGINX_PORT=$((OURS_PORT + 1))
 cat > "$OUT/httpd.conf" <<CONF
 Listen 127.0.0.1:$OURS_PORT
 DocumentRoot "$WWW"
