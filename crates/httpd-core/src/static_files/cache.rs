@@ -8,6 +8,14 @@
 //! through the kernel-checked path (openat2 RESOLVE_BENEATH) are cached, so the symlink
 //! rule was enforced when the entry was filled. The cache belongs to one host of one
 //! configuration, so a reload starts empty.
+//!
+//! A path that does not exist is remembered too (a negative entry, nginx's
+//! `open_file_cache_errors`), under the same rule: trusted for [`TTL`] after the open
+//! failed, then opened again. So a file created after a 404 is served within a second, as
+//! a changed file is; until then its URL stays 404. Only "no such file" (ENOENT, ENOTDIR)
+//! is remembered, by either way of opening (no symlink rule decided it), for at most
+//! [`MAX_MISSING`] paths of up to [`MAX_MISSING_NAME`] bytes. On the 404 row of
+//! bench/static.sh that open was the one syscall besides the socket's read and write.
 
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +44,11 @@ const MAX_TOTAL: usize = 64 * 1024 * 1024;
 const MAX_LARGE_TOTAL: usize = 32 * 1024 * 1024;
 /// Bound on the first-request marks of large files.
 const MAX_MARKS: usize = 4096;
+/// Bound on the negative entries: past it the expired ones are dropped, and all of them
+/// when none had expired (a client asking for many made-up paths).
+pub const MAX_MISSING: usize = 4096;
+/// Longer paths are not remembered as missing.
+pub const MAX_MISSING_NAME: usize = 256;
 
 /// One cached file, with its response headers already formatted.
 pub struct Cached {
@@ -84,7 +97,30 @@ impl Cached {
     }
 }
 
-type Roots = HashMap<Box<str>, Arc<Cached>>;
+/// What the cache knows about a path.
+enum Entry {
+    File(Arc<Cached>),
+    /// The path did not exist at this time.
+    Missing(Instant),
+}
+
+impl Entry {
+    fn filled(&self) -> Instant {
+        match self {
+            Entry::File(c) => c.filled,
+            Entry::Missing(t) => *t,
+        }
+    }
+}
+
+/// A fresh entry, as [`FileCache::get`] finds it.
+pub enum Hit {
+    File(Arc<Cached>),
+    /// The path does not exist (it did not a moment ago).
+    Missing,
+}
+
+type Roots = HashMap<Box<str>, Entry>;
 
 #[derive(Default)]
 pub struct FileCache {
@@ -95,6 +131,8 @@ pub struct FileCache {
     large: AtomicUsize,
     /// Large files served once recently (root, path) → when.
     marks: Mutex<HashMap<(usize, Box<str>), Instant>>,
+    /// Negative entries in `map`.
+    missing: AtomicUsize,
 }
 
 fn entry_size(body_len: usize, rel: &str) -> usize {
@@ -107,10 +145,49 @@ fn is_large(body_len: usize) -> bool {
 
 impl FileCache {
     /// A fresh entry for `rel` under the root identified by `root`.
-    pub fn get(&self, root: usize, rel: &str) -> Option<Arc<Cached>> {
+    pub fn get(&self, root: usize, rel: &str) -> Option<Hit> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let entry = map.get(&root)?.get(rel)?;
-        (entry.filled.elapsed() < TTL).then(|| Arc::clone(entry))
+        if entry.filled().elapsed() >= TTL {
+            return None;
+        }
+        Some(match entry {
+            Entry::File(c) => Hit::File(Arc::clone(c)),
+            Entry::Missing(_) => Hit::Missing,
+        })
+    }
+
+    /// Remembers that `rel` does not exist under `root` (replacing what was known).
+    pub fn put_missing(&self, root: usize, rel: &str) {
+        if rel.len() > MAX_MISSING_NAME {
+            return;
+        }
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if self.missing.load(Ordering::Relaxed) >= MAX_MISSING {
+            for expired in [true, false] {
+                for roots in map.values_mut() {
+                    roots.retain(|_, e| match e {
+                        Entry::Missing(t) if !expired || now.duration_since(*t) >= TTL => {
+                            self.missing.fetch_sub(1, Ordering::Relaxed);
+                            false
+                        }
+                        _ => true,
+                    });
+                }
+                if self.missing.load(Ordering::Relaxed) < MAX_MISSING {
+                    break;
+                }
+            }
+        }
+        let old = map
+            .entry(root)
+            .or_default()
+            .insert(Box::from(rel), Entry::Missing(now));
+        self.missing.fetch_add(1, Ordering::Relaxed);
+        if let Some(old) = old {
+            self.forget(&old, rel);
+        }
     }
 
     /// Whether a file of `len` bytes at `rel` should be read into the cache now: small
@@ -147,8 +224,10 @@ impl FileCache {
     /// entry whose file has not changed is refreshed without reading the file again.
     pub fn unchanged_body(&self, root: usize, rel: &str, etag: &str) -> Option<Bytes> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.get(&root)?.get(rel)?;
-        (entry.validators.etag == etag).then(|| entry.body.clone())
+        match map.get(&root)?.get(rel)? {
+            Entry::File(c) => (c.validators.etag == etag).then(|| c.body.clone()),
+            Entry::Missing(_) => None,
+        }
     }
 
     pub fn put(&self, root: usize, rel: &str, entry: Cached) -> Arc<Cached> {
@@ -162,7 +241,7 @@ impl FileCache {
         if large && self.large.load(Ordering::Relaxed) + size > MAX_LARGE_TOTAL {
             for roots in map.values_mut() {
                 roots.retain(|rel, e| {
-                    let keep = !is_large(e.body.len());
+                    let keep = !matches!(e, Entry::File(c) if is_large(c.body.len()));
                     if !keep {
                         self.forget(e, rel);
                     }
@@ -174,10 +253,11 @@ impl FileCache {
             map.clear();
             self.bytes.store(0, Ordering::Relaxed);
             self.large.store(0, Ordering::Relaxed);
+            self.missing.store(0, Ordering::Relaxed);
         }
         map.entry(root)
             .or_default()
-            .insert(Box::from(rel), Arc::clone(&entry));
+            .insert(Box::from(rel), Entry::File(Arc::clone(&entry)));
         self.bytes.fetch_add(size, Ordering::Relaxed);
         if large {
             self.large.fetch_add(size, Ordering::Relaxed);
@@ -185,8 +265,15 @@ impl FileCache {
         entry
     }
 
-    /// Takes a removed entry out of the byte counts.
-    fn forget(&self, old: &Cached, rel: &str) {
+    /// Takes a removed entry out of the counts.
+    fn forget(&self, old: &Entry, rel: &str) {
+        let old = match old {
+            Entry::File(c) => c,
+            Entry::Missing(_) => {
+                self.missing.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        };
         let size = entry_size(old.body.len(), rel);
         self.bytes.fetch_sub(size, Ordering::Relaxed);
         if is_large(old.body.len()) {
@@ -244,5 +331,78 @@ mod tests {
             Some(big)
         );
         assert!(c.unchanged_body(1, "b", "\"b\"").is_none());
+    }
+
+    fn is_missing(c: &FileCache, rel: &str) -> bool {
+        matches!(c.get(1, rel), Some(Hit::Missing))
+    }
+
+    /// Backdates an entry as if it had been filled a whole TTL ago.
+    fn expire(c: &FileCache, rel: &str) {
+        let mut map = c.map.lock().unwrap();
+        match map.get_mut(&1).unwrap().get_mut(rel).unwrap() {
+            Entry::Missing(t) => *t -= TTL,
+            Entry::File(_) => panic!("{rel} is a file"),
+        }
+    }
+
+    #[test]
+    fn a_missing_path_is_trusted_for_the_ttl_then_looked_up_again() {
+        let c = FileCache::default();
+        c.put_missing(1, "gone.html");
+        assert!(is_missing(&c, "gone.html"));
+        assert!(c.get(2, "gone.html").is_none(), "per root");
+        assert!(c.unchanged_body(1, "gone.html", "\"x\"").is_none());
+        expire(&c, "gone.html");
+        assert!(c.get(1, "gone.html").is_none(), "expired: opened again");
+        // Still missing when opened again: remembered anew, counted once.
+        c.put_missing(1, "gone.html");
+        assert!(is_missing(&c, "gone.html"));
+        assert_eq!(c.missing.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_file_that_appears_replaces_its_negative_entry_and_back() {
+        let c = FileCache::default();
+        c.put_missing(1, "new.html");
+        expire(&c, "new.html");
+        c.put(1, "new.html", entry(10, "\"n\""));
+        assert!(matches!(c.get(1, "new.html"), Some(Hit::File(_))));
+        assert_eq!(c.missing.load(Ordering::Relaxed), 0);
+        assert_eq!(c.bytes.load(Ordering::Relaxed), entry_size(10, "new.html"));
+        // Deleted: the negative entry takes the file's place and its bytes.
+        c.put_missing(1, "new.html");
+        assert!(is_missing(&c, "new.html"));
+        assert_eq!(c.bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(c.missing.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn negative_entries_are_bounded() {
+        let c = FileCache::default();
+        c.put(1, "real", entry(10, "\"r\""));
+        for i in 0..MAX_MISSING {
+            c.put_missing(1, &format!("m{i}"));
+        }
+        assert_eq!(c.missing.load(Ordering::Relaxed), MAX_MISSING);
+        expire(&c, "m0");
+        c.put_missing(1, "one-more");
+        assert!(c.get(1, "m0").is_none(), "the expired entry went first");
+        assert!(is_missing(&c, "m1"), "fresh ones stay while there is room");
+        assert_eq!(c.missing.load(Ordering::Relaxed), MAX_MISSING);
+        c.put_missing(1, "and-another");
+        assert_eq!(
+            c.missing.load(Ordering::Relaxed),
+            1,
+            "none expired: all dropped"
+        );
+        assert!(is_missing(&c, "and-another"));
+        assert!(matches!(c.get(1, "real"), Some(Hit::File(_))), "files stay");
+        c.put_missing(1, &"x".repeat(MAX_MISSING_NAME + 1));
+        assert_eq!(
+            c.missing.load(Ordering::Relaxed),
+            1,
+            "long names are not kept"
+        );
     }
 }

@@ -108,6 +108,9 @@ pub enum Outcome {
 enum Opened {
     /// The bool says the kernel checked containment (the result may be cached).
     Ok(File, std::fs::Metadata, bool),
+    /// No such path (ENOENT, ENOTDIR): may be cached, as no rule about symlinks or
+    /// access decided it.
+    Missing,
     NotFound,
     Forbidden,
 }
@@ -126,9 +129,8 @@ fn open_checked(r: &StaticRequest, fs_path: &Path, rel: &str) -> Opened {
                 }
             }
             Err(e) => match e.raw_os_error() {
-                Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG) => {
-                    return Opened::NotFound
-                }
+                Some(libc::ENOENT) | Some(libc::ENOTDIR) => return Opened::Missing,
+                Some(libc::ENAMETOOLONG) => return Opened::NotFound,
                 Some(libc::EACCES) | Some(libc::EPERM) => return Opened::Forbidden,
                 // EXDEV/ELOOP (the path leaves the root, or an absolute symlink), ENOSYS:
                 // decide by the canonical path below.
@@ -139,6 +141,9 @@ fn open_checked(r: &StaticRequest, fs_path: &Path, rel: &str) -> Opened {
     let meta = match std::fs::metadata(fs_path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Opened::Forbidden,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+            return Opened::Missing
+        }
         Err(_) => return Opened::NotFound,
     };
     if fs_path != r.mapped.canonical_root
@@ -160,11 +165,24 @@ pub fn decide(r: &StaticRequest) -> Outcome {
     if resolve::is_denied_dotfile(r.url_path) {
         return Outcome::NotFound;
     }
-    if let Some(o) = from_cache(r) {
-        return o;
+    let cache = r.cache.zip(root_id(r));
+    match cache.and_then(|(c, root)| c.get(root, &r.mapped.rel)) {
+        Some(cache::Hit::Missing) => return Outcome::NotFound,
+        Some(cache::Hit::File(entry)) => {
+            if let Some(o) = from_cache(r, entry) {
+                return o;
+            }
+        }
+        None => {}
     }
     let (file, meta, checked) = match open_checked(r, &r.mapped.fs_path, &r.mapped.rel) {
         Opened::Ok(f, m, c) => (f, m, c),
+        Opened::Missing => {
+            if let Some((c, root)) = cache {
+                c.put_missing(root, &r.mapped.rel);
+            }
+            return Outcome::NotFound;
+        }
         Opened::NotFound => return Outcome::NotFound,
         Opened::Forbidden => return Outcome::Forbidden,
     };
@@ -232,14 +250,12 @@ fn root_id(r: &StaticRequest) -> Option<usize> {
     r.mapped.root_fd.map(|fd| fd as *const _ as usize)
 }
 
-/// A fresh cache entry for a plain GET/HEAD of a file, with preconditions and ranges
+/// A fresh cache entry answers a plain GET/HEAD of a file, with preconditions and ranges
 /// applied; None to take the uncached path.
-fn from_cache(r: &StaticRequest) -> Option<Outcome> {
-    let cache = r.cache?;
+fn from_cache(r: &StaticRequest, entry: Arc<cache::Cached>) -> Option<Outcome> {
     if r.url_path.ends_with('/') || !matches!(*r.method, Method::GET | Method::HEAD) {
         return None;
     }
-    let entry = cache.get(root_id(r)?, &r.mapped.rel)?;
     if !has_conditionals(r.headers) {
         // No Accept-Encoding, precondition or Range: the whole entry (most requests).
         return Some(Outcome::Cached {
