@@ -486,6 +486,120 @@ fn a_pipelined_head_split_by_a_pause_is_answered() {
     assert!(head.starts_with("http/1.1 200"), "{head}");
 }
 
+/// `n` kept-alive connections that each made one request, then sat idle long enough
+/// to be parked (100 ms): held by the server without a task of their own.
+fn parked_clients(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let conns: Vec<TcpStream> = (0..n)
+        .map(|i| {
+            let mut s = TcpStream::connect(addr)
+                .unwrap_or_else(|e| panic!("connection {i} of {n} refused: {e}"));
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let (head, body) = read_response(&mut s);
+            assert!(head.starts_with("http/1.1 200"), "connection {i}: {head}");
+            assert_eq!(body, b"hello, world\n");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    conns
+}
+
+/// A second request on every tenth of `conns` is answered.
+fn every_tenth_answers(conns: &mut [TcpStream]) {
+    for (i, s) in conns.iter_mut().enumerate().step_by(10) {
+        s.write_all(b"GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let (head, body) = read_response(s);
+        assert!(head.starts_with("http/1.1 200"), "connection {i}: {head}");
+        assert_eq!(body, b"0123456789", "connection {i}");
+    }
+}
+
+/// Reads to the end of `s`: true when the server closed it (EOF or reset), false when
+/// it stayed open for the 15 s read timeout.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut rest = Vec::new();
+    match s.read_to_end(&mut rest) {
+        Ok(_) => rest.is_empty(),
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+/// server-status?auto's (BusyWorkers, IdleWorkers): open connections, the asking one
+/// included.
+fn workers(addr: SocketAddr) -> (u64, u64) {
+    let r = get(addr, "/server-status?auto", "");
+    let field = |name: &str| -> u64 {
+        body(&r)
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {r}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (field("BusyWorkers:"), field("IdleWorkers:"))
+}
+
+/// Parked connections count as open (server-status, MaxRequestWorkers), are served
+/// again when their next request comes, and are closed by KeepAliveTimeout, after which
+/// they no longer count.
+#[test]
+fn parked_connections_are_served_counted_and_timed_out() {
+    let sb = site();
+    let core = start(
+        &sb,
+        &format!(
+            "{}KeepAliveTimeout 3\n<Location /server-status>\nSetHandler server-status\n</Location>\n",
+            docroot(&sb)
+        ),
+    );
+    let mut conns = parked_clients(core.addr, 200);
+    assert_eq!(workers(core.addr), (1, 200));
+    every_tenth_answers(&mut conns);
+    for (i, s) in conns.iter_mut().enumerate() {
+        assert!(
+            closed_by_server(s),
+            "connection {i} outlived KeepAliveTimeout"
+        );
+    }
+    assert_eq!(workers(core.addr), (1, 0));
+}
+
+/// A reload leaves parked connections open and answering; a graceful stop closes them
+/// at once (it does not wait for their KeepAliveTimeout, nor GracefulShutdownTimeout).
+#[test]
+fn parked_connections_survive_a_reload_and_close_at_a_stop() {
+    let sb = site();
+    let mut core = start(
+        &sb,
+        &format!(
+            "{}KeepAliveTimeout 60\nGracefulShutdownTimeout 60\n",
+            docroot(&sb)
+        ),
+    );
+    let mut conns = parked_clients(core.addr, 200);
+    signal(core.server.pid(), "HUP");
+    core.server.wait_for_line("configuration reloaded");
+    every_tenth_answers(&mut conns);
+    std::thread::sleep(Duration::from_millis(400));
+    signal(core.server.pid(), "TERM");
+    for (i, s) in conns.iter_mut().enumerate() {
+        assert!(closed_by_server(s), "connection {i} stayed open after TERM");
+    }
+    assert_eq!(core.server.wait_exit(Duration::from_secs(15)), Some(0));
+    assert!(
+        !core
+            .server
+            .output()
+            .contains("GracefulShutdownTimeout reached"),
+        "{}",
+        core.server.output()
+    );
+}
+
 /// Reads one response on a kept-alive connection: (head, body of Content-Length bytes).
 fn read_response(s: &mut TcpStream) -> (String, Vec<u8>) {
     let mut buf = Vec::new();

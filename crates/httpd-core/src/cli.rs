@@ -366,7 +366,10 @@ async fn serve(
             nix::unistd::getegid()
         );
     }
-    let state = Arc::new(ServerState::new(site));
+    let state = Arc::new(ServerState::new(site).map_err(|source| Error::Io {
+        what: "cannot create the poller of idle connections".into(),
+        source,
+    })?);
     let io_err = |source| Error::Io {
         what: "cannot install signal handlers".into(),
         source,

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use crate::listener::{AsStream, Stream};
-use crate::server::ServerState;
+use crate::server::ConnGuard;
 use crate::site::{ConnConf, Site};
 
 /// What a connection is doing, as far as read deadlines are concerned.
@@ -789,66 +789,69 @@ impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> AsyncWrite for TimedIo<S> {
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// What an HTTP/1.1 connection keeps between requests. A parked connection's task holds
-/// only this and its wait (the socket's readiness, the rest of KeepAliveTimeout, the stop
-/// signal): hyper's state, the service and the configuration are dropped with [`http1`]'s
-/// future and rebuilt when the next request arrives.
+/// An HTTP/1.1 connection between its first bytes and its end.
 struct Conn {
     stream: Stream,
-    ctx: Arc<crate::pipeline::ConnCtx>,
     stop: watch::Receiver<bool>,
-    /// Where the requests' bodies end, kept across parking (None before the first).
-    framing: Option<ParkedFraming>,
+    idle: Idle,
 }
 
-/// Serves one accepted connection until it closes or `stop` turns true.
+/// What an HTTP/1.1 connection keeps between requests, besides its socket: a parked
+/// connection is this in the [`crate::parking`] lot. hyper's state, the service and the
+/// configuration are dropped with [`http1`]'s future and rebuilt when the next request
+/// arrives; the task goes too, and a new one serves the next request.
+pub struct Idle {
+    ctx: Arc<crate::pipeline::ConnCtx>,
+    /// Where the requests' bodies end, kept across parking (None before the first).
+    framing: Option<ParkedFraming>,
+    /// Counts the connection as open (MaxRequestWorkers, server-status) while it lives.
+    _open: ConnGuard,
+}
+
+impl Idle {
+    /// The client of a parked connection sent something (or closed): serves it in a new
+    /// task.
+    pub fn resume(self, stream: Stream, stop: watch::Receiver<bool>) {
+        let conn = Conn {
+            stream,
+            stop,
+            idle: self,
+        };
+        // Boxed: the task then holds a pointer (see `server::accept_loop`).
+        tokio::spawn(Box::pin(serve_http1(conn, Bytes::new())));
+    }
+}
+
+/// Serves one accepted connection until it closes, goes idle (it is then parked, and
+/// served on from [`Idle::resume`]), or `stop` turns true.
 ///
-/// Each state of the connection but the parked one is boxed: the task of a parked
-/// connection is as big as its largest state, and starting (PROXY header, HTTP/2
-/// sniffing, the first read and its timer) or serving requests takes much more than
-/// waiting. Not an `async fn`: its arguments would stay in the task all along.
+/// Starting (PROXY header, HTTP/2 sniffing, the first read and its timer) is boxed and
+/// dropped once the first bytes are in. Not an `async fn`: its arguments would stay in
+/// the task all along.
 pub fn serve(
     stream: Stream,
     peer: Option<SocketAddr>,
     known_local: Option<SocketAddr>,
     site: Arc<Site>,
-    state: Arc<ServerState>,
     stop: watch::Receiver<bool>,
+    open: ConnGuard,
 ) -> impl Future<Output = ()> + Send {
-    let started = Box::pin(start(stream, peer, known_local, site, state, stop));
+    let started = Box::pin(start(stream, peer, known_local, site, stop, open));
     async move {
-        let Some((mut conn, mut prefix)) = started.await else {
-            return;
-        };
-        while let Some(left) = Box::pin(http1(&mut conn, prefix)).await {
-            tracing::trace!(peer = ?conn.ctx.shared.peer, "idle connection parked");
-            if !park(&mut conn, left).await {
-                return;
-            }
-            prefix = Bytes::new();
+        if let Some((conn, prefix)) = started.await {
+            serve_http1(conn, prefix).await;
         }
     }
 }
 
-/// A parked connection waits for its next request: true when the client sent something
-/// (or closed), false at the end of `left` (KeepAliveTimeout) or at a stop. The socket's
-/// readiness is polled directly (its waker lives in tokio's registration, so it takes no
-/// room in the task); only the timer and the stop signal's waiter do.
-async fn park(conn: &mut Conn, left: Duration) -> bool {
-    let Conn { stream, stop, .. } = conn;
-    let sleep = tokio::time::sleep(left);
-    let stopped = crate::server::stopped(stop);
-    tokio::pin!(sleep, stopped);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = stream.poll_read_ready(cx) {
-            return Poll::Ready(r.is_ok());
-        }
-        if sleep.as_mut().poll(cx).is_ready() || stopped.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(false);
-        }
-        Poll::Pending
-    })
-    .await
+/// Serves HTTP/1.1 requests until the connection is over or idle: then it is parked.
+async fn serve_http1(mut conn: Conn, prefix: Bytes) {
+    let Some(left) = Box::pin(http1(&mut conn, prefix)).await else {
+        return;
+    };
+    tracing::trace!(peer = ?conn.idle.ctx.shared.peer, "idle connection parked");
+    let state = Arc::clone(&conn.idle.ctx.state);
+    state.parking.park(conn.stream, conn.idle, left);
 }
 
 /// A new connection up to its first bytes: the PROXY header, the HTTP/2 preface (an
@@ -858,8 +861,8 @@ async fn start(
     peer: Option<SocketAddr>,
     known_local: Option<SocketAddr>,
     site: Arc<Site>,
-    state: Arc<ServerState>,
     mut stop: watch::Receiver<bool>,
+    open: ConnGuard,
 ) -> Option<(Conn, Bytes)> {
     // The listener's own address when it is a specific one saves a getsockname per
     // connection.
@@ -919,7 +922,7 @@ async fn start(
     });
     let ctx = Arc::new(crate::pipeline::ConnCtx {
         site: Arc::clone(&site),
-        state,
+        state: Arc::clone(open.state()),
         shared: Arc::clone(&shared),
     });
 
@@ -951,9 +954,12 @@ async fn start(
     }
     let conn = Conn {
         stream,
-        ctx,
         stop,
-        framing: None,
+        idle: Idle {
+            ctx,
+            framing: None,
+            _open: open,
+        },
     };
     Some((conn, prefix))
 }
@@ -984,9 +990,10 @@ fn http1_builder(site: &Site, conf: &ConnConf) -> hyper::server::conn::http1::Bu
 async fn http1(conn: &mut Conn, mut prefix: Bytes) -> Option<Duration> {
     let Conn {
         stream,
-        ctx,
         stop,
-        framing: kept,
+        idle: Idle {
+            ctx, framing: kept, ..
+        },
     } = conn;
     let (site, shared) = (&ctx.site, &ctx.shared);
     let conf = site.conn_conf(shared.local);
@@ -1043,8 +1050,10 @@ async fn http1(conn: &mut Conn, mut prefix: Bytes) -> Option<Duration> {
         let f = std::mem::take(&mut parts.io.inner_mut().framing);
         drop(parts);
         if prefix.is_empty() {
-            // Parked: only the socket is held until the next request or the end of
-            // KeepAliveTimeout.
+            // Parked: only the socket and `Idle` are held until the next request or the
+            // end of KeepAliveTimeout. The task ends, and a waker of it would keep its
+            // memory (a tokio task is freed with its last waker).
+            drop(shared.waker.take());
             *kept = Some(f.park());
             return Some(conf.keep_alive_timeout.saturating_sub(PARK_AFTER));
         }

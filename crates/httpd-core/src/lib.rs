@@ -7,7 +7,9 @@
 //!   [`privileges`]: User/Group, root given up after binding.
 //! - [`server`]: accept loops, MaxRequestWorkers, graceful drain, [`server::ServerState`].
 //! - [`connection`]: one connection: PROXY header ([`proxy_protocol`]), h2c sniffing,
-//!   hyper HTTP/1.1 or HTTP/2, the timeouts ([`connection::TimedIo`]), lingering close.
+//!   hyper HTTP/1.1 or HTTP/2, the timeouts ([`connection::TimedIo`]), lingering close;
+//!   [`parking`]: idle keep-alive connections, held without a task until their next
+//!   request.
 //! - [`pipeline`]: one request: checks, vhost, Redirect, Alias, per-directory merge,
 //!   Require, handler dispatch, ErrorDocument, Header, access log.
 //! - [`site`]: the runtime configuration (built from the conftest model by
@@ -34,6 +36,7 @@ pub mod error;
 pub mod error_page;
 pub mod listener;
 pub mod notify;
+pub mod parking;
 pub mod pipeline;
 pub mod privileges;
 pub mod proxy;

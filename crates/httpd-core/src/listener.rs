@@ -116,19 +116,36 @@ impl Listener {
     }
 }
 
+/// A [`Stream`] taken out of tokio (deregistered from its reactor): how a parked
+/// connection's socket is held ([`crate::parking`]).
+pub enum StdStream {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl std::os::fd::AsRawFd for StdStream {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            StdStream::Tcp(s) => s.as_raw_fd(),
+            StdStream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl StdStream {
+    /// Registers the socket with tokio again (it is still non-blocking).
+    pub fn into_tokio(self) -> io::Result<Stream> {
+        Ok(match self {
+            StdStream::Tcp(s) => Stream::Tcp(TcpStream::from_std(s)?),
+            StdStream::Unix(s) => Stream::Unix(UnixStream::from_std(s)?),
+        })
+    }
+}
+
 /// How much [`Stream::read_first`] reads: a typical request head in one syscall.
 const FIRST_READ: usize = 2048;
 
 impl Stream {
-    /// Ready when bytes arrive (or the peer closes), without reading them and without
-    /// a future: how a parked connection waits.
-    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Stream::Tcp(s) => s.poll_read_ready(cx),
-            Stream::Unix(s) => s.poll_read_ready(cx),
-        }
-    }
-
     /// Waits until bytes arrive and returns what is there, up to `FIRST_READ` bytes
     /// (empty: the peer closed). Through `poll_read`, which notes a short read as draining
     /// the socket, so hyper's next read waits for readiness instead of costing a syscall
@@ -147,6 +164,14 @@ impl Stream {
             }
         })
         .await
+    }
+
+    /// Deregisters the socket from tokio, which frees its registration (about 256 bytes).
+    pub fn into_std(self) -> io::Result<StdStream> {
+        Ok(match self {
+            Stream::Tcp(s) => StdStream::Tcp(s.into_std()?),
+            Stream::Unix(s) => StdStream::Unix(s.into_std()?),
+        })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {

@@ -12,6 +12,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::connection;
 use crate::listener::{Listener, Stream};
+use crate::parking::Parking;
 use crate::site::Site;
 use crate::status::Stats;
 
@@ -24,18 +25,22 @@ pub struct ServerState {
     /// Requests being handled right now.
     pub busy: AtomicUsize,
     drained: Notify,
+    /// Idle keep-alive connections.
+    pub parking: Parking,
 }
 
 impl ServerState {
-    pub fn new(site: Site) -> ServerState {
-        ServerState {
+    /// Inside the runtime (the parking lot's poller registers with it).
+    pub fn new(site: Site) -> std::io::Result<ServerState> {
+        Ok(ServerState {
             site: RwLock::new(Arc::new(site)),
             stats: Stats::default(),
             started: Instant::now(),
             open_conns: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
             drained: Notify::new(),
-        }
+            parking: Parking::new()?,
+        })
     }
 
     /// The configuration new connections use.
@@ -117,8 +122,15 @@ impl<F: Future> Future for WhenWoken<F> {
     }
 }
 
-/// Decrements the open-connection count when a connection task ends.
-struct ConnGuard(Arc<ServerState>);
+/// Counts a connection as open until it is dropped (with its task, or with its slot in
+/// the parking lot).
+pub struct ConnGuard(Arc<ServerState>);
+
+impl ConnGuard {
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.0
+    }
+}
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
@@ -132,6 +144,10 @@ impl Drop for ConnGuard {
 /// finish, and waits for them up to GracefulShutdownTimeout.
 pub async fn run(listeners: Vec<Listener>, state: Arc<ServerState>, shutdown: impl Future) {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let parking = {
+        let (state, stop) = (Arc::clone(&state), stop_rx.clone());
+        tokio::spawn(async move { state.parking.run(stop).await })
+    };
     let mut loops = Vec::new();
     for l in listeners {
         loops.push(tokio::spawn(accept_loop(
@@ -145,6 +161,8 @@ pub async fn run(listeners: Vec<Listener>, state: Arc<ServerState>, shutdown: im
     for l in loops {
         let _ = l.await;
     }
+    // Parked connections are closed at once; the others finish their request first.
+    let _ = parking.await;
     let grace = state.site().server.graceful_shutdown_timeout;
     let drained = async {
         loop {
@@ -190,16 +208,17 @@ async fn accept_loop(listener: Listener, state: Arc<ServerState>, mut stop: watc
             drop(guard);
             continue;
         }
-        let state2 = Arc::clone(&state);
-        let stop2 = stop.clone();
         // Boxed: tokio moves a task's future when it spawns it and when it finishes
         // (about 2.5 KiB for a connection: callgrind counted seven copies per
         // connection, 2,000 instructions); a box is one copy.
-        let conn = Box::pin(connection::serve(stream, peer, local, site, state2, stop2));
-        tokio::spawn(async move {
-            conn.await;
-            drop(guard);
-        });
+        tokio::spawn(Box::pin(connection::serve(
+            stream,
+            peer,
+            local,
+            site,
+            stop.clone(),
+            guard,
+        )));
     }
     if let Listener::Unix(_, path) = &listener {
         let _ = std::fs::remove_file(path);

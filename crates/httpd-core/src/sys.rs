@@ -1,6 +1,6 @@
 //! The few operating-system calls the standard library and tokio do not wrap: adopting a
 //! socket inherited from systemd, raising the open-file limit, and the zero-copy writes
-//! (sendfile, MSG_MORE).
+//! (sendfile, MSG_MORE), and the poller of parked connections.
 #![allow(unsafe_code)]
 
 use std::os::fd::FromRawFd;
@@ -154,4 +154,46 @@ pub fn send_more(
     // SAFETY: msg points at `bufs`, which outlive the call.
     let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL) };
     usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+}
+
+/// An epoll instance (through mio) that tokio's reactor watches as one descriptor, so a
+/// task can wait on many sockets without registering each with tokio: the poller of
+/// parked connections ([`crate::parking`]).
+pub struct Poller {
+    poll: std::sync::Mutex<mio::Poll>,
+    fd: std::os::fd::RawFd,
+}
+
+impl std::os::fd::AsRawFd for Poller {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd
+    }
+}
+
+impl Poller {
+    /// The poller in tokio's reactor (inside the runtime), and its registry, where
+    /// sockets are added.
+    pub fn new() -> std::io::Result<(tokio::io::unix::AsyncFd<Poller>, mio::Registry)> {
+        use std::os::fd::AsRawFd;
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let fd = poll.as_raw_fd();
+        let poller = Poller {
+            poll: std::sync::Mutex::new(poll),
+            fd,
+        };
+        // SAFETY: `fd` is the descriptor of the mio::Poll the Poller owns: it stays open
+        // and the same for as long as the AsyncFd holds the Poller.
+        let ready = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(poller, tokio::io::Interest::READABLE)
+        }
+        .map_err(std::io::Error::from)?;
+        Ok((ready, registry))
+    }
+
+    /// The sockets ready now, without waiting.
+    pub fn poll(&self, events: &mut mio::Events) -> std::io::Result<()> {
+        let mut poll = self.poll.lock().unwrap_or_else(|e| e.into_inner());
+        poll.poll(events, Some(std::time::Duration::ZERO))
+    }
 }
