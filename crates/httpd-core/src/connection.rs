@@ -668,6 +668,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<S> {
                         sleep.as_mut().reset(deadline);
                         fired = sleep.as_mut().poll(cx).is_ready();
                     }
+                    if fired && this.seen == Phase::Idle && this.write_armed {
+                        // The response's end was handed to hyper, not yet to the client
+                        // (a large body to a slow reader): hyper is still writing, so the
+                        // connection is not idle. Parking now would cut the response short.
+                        let later = Instant::now() + PARK_AFTER;
+                        this.deadline = Some(later);
+                        sleep.as_mut().reset(later);
+                        fired = sleep.as_mut().poll(cx).is_ready();
+                    }
                     if fired {
                         if this.seen == Phase::Idle {
                             // Idle between requests: end hyper's connection as if the
