@@ -109,13 +109,14 @@ bench_start() {
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # wrk_run ARGS... — wrk with one thread on the client CPU; prints "req/s p99_ms errors"
-# (errors: non-2xx/3xx responses plus socket errors).
+# (errors: non-2xx/3xx responses plus socket errors; with WRK_NON2XX_OK=1, where the
+# answer is meant to be an error status, socket errors only).
 wrk_run() {
-  taskset -c "$CCPU" wrk -t1 --timeout 5s --latency "$@" 2>&1 | awk '
+  taskset -c "$CCPU" wrk -t1 --timeout 5s --latency "$@" 2>&1 | awk -v non2xx_ok="${WRK_NON2XX_OK:-0}" '
     /Requests\/sec/ { rps = $2 }
     /^ *99%/ { v = $2; u = v; gsub(/[0-9.]/, "", u); gsub(/[a-z]/, "", v);
                ms = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }
-    /Non-2xx/ { err += $NF }
+    /Non-2xx/ { if (!non2xx_ok) err += $NF }
     /Socket errors/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
     END { printf "%s %s %d\n", rps + 0, ms + 0, err }'
 }

@@ -10,7 +10,8 @@
 # access log; httpd-core with no access log), the same docroot, and wrk runs on another CPU
 # with one thread. Rounds are interleaved (ours, nginx, ours, nginx, ...) and the medians
 # are compared: ratio = ours / nginx for requests/s (higher is better) and p99 latency
-# (lower is better). Memory: RSS growth per connection with $IDLE idle keep-alive
+# (lower is better), and errors (ours/nginx: non-2xx responses plus wrk's socket errors,
+# summed over the rounds; a short body shows as a read error). Memory: RSS growth per connection with $IDLE idle keep-alive
 # connections, each having made one request.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -38,7 +39,7 @@ CONF
 bench_start "$SCPU" ours $OURS_PORT "$OUT" "$OURS_BIN" -f "$OUT/httpd.conf"; OURS_PID=$BENCH_PID
 bench_start "$SCPU" nginx $NGINX_PORT "$OUT" nginx -p "$OUT" -c "$OUT/nginx.conf"; NGINX_PID=$BENCH_PID
 
-# run SCENARIO PORT -> "reqs/s p99_ms"
+# run SCENARIO PORT -> "reqs/s p99_ms errors"
 run() {
   local s=$1 port=$2 base="http://127.0.0.1:$2" args
   case $s in
@@ -49,13 +50,14 @@ run() {
     10m)   args=(-c10 "$base/10m.bin") ;;
     404)   args=(-c50 "$base/no-such-file") ;;
   esac
-  wrk_run -d"${DUR}s" "${args[@]}" | cut -d" " -f1,2
+  local ok=0; [ "$s" = 404 ] && ok=1   # a 404 is the answer there, not an error
+  WRK_NON2XX_OK=$ok wrk_run -d"${DUR}s" "${args[@]}"
 }
 
 { echo "settings: both servers on CPU $SCPU (taskset), wrk -t1 on CPU $CCPU; DUR=${DUR}s ROUNDS=$ROUNDS, interleaved, medians;"
   echo "  nginx: 1 worker, access_log off, sendfile on, keepalive 120 s / 1000000 requests;"
   echo "  ours: current-thread runtime (one CPU), no CustomLog, KeepAliveTimeout 120, MaxKeepAliveRequests 0"; } | tee "$OUT/settings.txt"
-printf "%-7s %14s %14s %8s %12s %12s %8s\n" scenario "ours req/s" "nginx req/s" ratio "ours p99 ms" "nginx p99" ratio | tee "$OUT/summary.txt"
+printf "%-7s %14s %14s %8s %12s %12s %8s %10s\n" scenario "ours req/s" "nginx req/s" ratio "ours p99 ms" "nginx p99" ratio "errors" | tee "$OUT/summary.txt"
 for s in $SCEN; do
   : > "$OUT/$s.ours"; : > "$OUT/$s.nginx"
   run "$s" $OURS_PORT >/dev/null; run "$s" $NGINX_PORT >/dev/null   # warm-up
@@ -65,8 +67,9 @@ for s in $SCEN; do
   done
   o=$(cut -d' ' -f1 "$OUT/$s.ours" | median); n=$(cut -d' ' -f1 "$OUT/$s.nginx" | median)
   ol=$(cut -d' ' -f2 "$OUT/$s.ours" | median); nl=$(cut -d' ' -f2 "$OUT/$s.nginx" | median)
-  awk -v s="$s" -v o="$o" -v n="$n" -v ol="$ol" -v nl="$nl" 'BEGIN {
-    printf "%-7s %14.0f %14.0f %8.2f %12.2f %12.2f %8.2f\n", s, o, n, (n > 0 ? o / n : 0), ol, nl, (nl > 0 ? ol / nl : 0) }' \
+  oe=$(awk '{ e += $3 } END { print e + 0 }' "$OUT/$s.ours"); ne=$(awk '{ e += $3 } END { print e + 0 }' "$OUT/$s.nginx")
+  awk -v s="$s" -v o="$o" -v n="$n" -v ol="$ol" -v nl="$nl" -v e="$oe/$ne" 'BEGIN {
+    printf "%-7s %14.0f %14.0f %8.2f %12.2f %12.2f %8.2f %10s\n", s, o, n, (n > 0 ? o / n : 0), ol, nl, (nl > 0 ? ol / nl : 0), e }' \
     | tee -a "$OUT/summary.txt"
 done
 
