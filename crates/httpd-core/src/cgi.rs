@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 use crate::body::Body;
 use crate::body_timer::{BodyClock, BodyTimer};
 use crate::error_page;
+use crate::pipeline::Mapped;
 use crate::site::{Effective, Host, Matcher};
 
 /// The largest header block a script may print.
@@ -41,7 +42,7 @@ pub struct Script {
 
 /// The script for `path`: under a ScriptAlias, or a file whose handler is cgi-script
 /// (with ExecCGI). None when the request is not a CGI one.
-pub fn find(host: &Host, eff: &Effective, path: &str, fs_path: &Path) -> Option<Script> {
+pub fn find(host: &Host, eff: &Effective, path: &str, mapped: &Mapped) -> Option<Script> {
     for a in host.aliases.iter().filter(|a| a.script) {
         if let Matcher::Regex(_) = a.url {
             // ScriptAliasMatch: the target with $N substituted names the script, perhaps
@@ -68,7 +69,8 @@ pub fn find(host: &Host, eff: &Effective, path: &str, fs_path: &Path) -> Option<
         });
     }
     let by_ext = !eff.add_handler.is_empty()
-        && fs_path
+        && mapped
+            .fs_path()
             .extension()
             .and_then(|e| e.to_str())
             .map(|e| e.to_ascii_lowercase())
@@ -80,7 +82,7 @@ pub fn find(host: &Host, eff: &Effective, path: &str, fs_path: &Path) -> Option<
             });
     if (eff.handler == crate::site::Handler::Cgi || by_ext) && eff.options.exec_cgi {
         return Some(Script {
-            file: fs_path.to_path_buf(),
+            file: mapped.fs_path().to_path_buf(),
             script_name: path.to_string(),
             path_info: String::new(),
         });

@@ -9,7 +9,9 @@
 //! 7. the access log line and statistics, when the body is done ([`LogDone`]).
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -209,7 +211,7 @@ async fn route(
     }
     // Alias / AliasMatch, else the DocumentRoot.
     let mapped = map_path(host, &path);
-    let eff = host.effective(&path, Some(&mapped.fs_path));
+    let eff = host.effective(&path, host.by_directory().then(|| mapped.fs_path()));
     for r in location_redirects(host, &path) {
         if let Some(resp) = try_redirect(r, &path, parts.uri.query()) {
             return with_headers(resp, &eff);
@@ -254,7 +256,7 @@ async fn route(
         // the backend with its original URI (files first, then the app).
         let routed = proxy.route_request(&path, &raw_path).or_else(|| {
             let fb = eff.fallback_resource.as_deref()?;
-            (eff.handler == Handler::Static && !mapped.fs_path.exists())
+            (eff.handler == Handler::Static && !mapped.fs_path().exists())
                 .then(|| proxy.fallback(fb, &raw_path))
                 .flatten()
         });
@@ -302,7 +304,7 @@ async fn route(
             };
         }
     }
-    if let Some(script) = crate::cgi::find(host, &eff, &path, &mapped.fs_path) {
+    if let Some(script) = crate::cgi::find(host, &eff, &path, &mapped) {
         if has_body {
             start_body(ctx, parts, host);
         }
@@ -493,14 +495,25 @@ fn internal_redirect<'a>(
 /// Where a URL path lives on disk: the path, the root it must stay in, and (when the
 /// root is a directory handle) the path relative to it for a kernel-checked open.
 pub struct Mapped<'h> {
-    pub fs_path: std::path::PathBuf,
-    pub canonical_root: &'h std::path::Path,
+    /// The directory `rel` is under; the filesystem path is built from the two when first
+    /// asked for (a request answered from the file cache never needs it).
+    base: &'h Path,
+    fs_path: OnceCell<PathBuf>,
+    pub canonical_root: &'h Path,
     pub root_fd: Option<&'h std::os::fd::OwnedFd>,
-    pub rel: String,
+    pub rel: &'h str,
+}
+
+impl Mapped<'_> {
+    /// The filesystem path (see [`resolve::join`]).
+    pub fn fs_path(&self) -> &Path {
+        self.fs_path
+            .get_or_init(|| resolve::join(self.base, self.rel))
+    }
 }
 
 /// The filesystem path for a normalized URL path: Alias/AliasMatch, else the DocumentRoot.
-fn map_path<'h>(host: &'h Host, path: &str) -> Mapped<'h> {
+fn map_path<'h>(host: &'h Host, path: &'h str) -> Mapped<'h> {
     for a in &host.aliases {
         if a.script {
             continue;
@@ -509,10 +522,11 @@ fn map_path<'h>(host: &'h Host, path: &str) -> Mapped<'h> {
             site::Matcher::Regex(_) => {
                 if let Some(target) = a.url.substitute(path, &a.target) {
                     return Mapped {
-                        fs_path: resolve::join(std::path::Path::new("/"), &target),
+                        base: Path::new("/"),
+                        fs_path: OnceCell::from(resolve::join(Path::new("/"), &target)),
                         canonical_root: &a.canonical,
                         root_fd: None,
-                        rel: String::new(),
+                        rel: "",
                     };
                 }
             }
@@ -520,20 +534,22 @@ fn map_path<'h>(host: &'h Host, path: &str) -> Mapped<'h> {
                 if let Some(n) = m.url_match_len(path) {
                     let rest = &path[n.min(path.len())..];
                     return Mapped {
-                        fs_path: resolve::join(std::path::Path::new(&a.target), rest),
+                        base: Path::new(&a.target),
+                        fs_path: OnceCell::new(),
                         canonical_root: &a.canonical,
                         root_fd: a.root_fd.as_deref(),
-                        rel: rest.trim_matches('/').to_string(),
+                        rel: rest.trim_matches('/'),
                     };
                 }
             }
         }
     }
     Mapped {
-        fs_path: resolve::join(&host.document_root, path),
+        base: &host.document_root,
+        fs_path: OnceCell::new(),
         canonical_root: &host.canonical_root,
         root_fd: host.root_fd.as_deref(),
-        rel: path.trim_matches('/').to_string(),
+        rel: path.trim_matches('/'),
     }
 }
 
@@ -636,7 +652,7 @@ fn local_error_document(
 ) -> Option<Response<Body>> {
     let path = resolve::normalize(url.split('?').next().unwrap_or(url)).ok()?;
     let mapped = map_path(host, &path);
-    let eff = host.effective(&path, Some(&mapped.fs_path));
+    let eff = host.effective(&path, host.by_directory().then(|| mapped.fs_path()));
     if let Some(req) = &eff.require {
         crate::auth::authorize(req, &eff.auth, &parts.headers, client).ok()?;
     }

@@ -245,6 +245,14 @@ impl Host {
         self.names.iter().any(|p| matcher::wildcard_match(p, host))
     }
 
+    /// Whether <Directory> or <Files> sections apply by filesystem path: only then does
+    /// [`Host::effective`] need one.
+    pub fn by_directory(&self) -> bool {
+        self.sections
+            .iter()
+            .any(|s| matches!(s.kind, SectionKind::Directory | SectionKind::Files))
+    }
+
     /// The merged per-directory settings for a request of `url_path` served from the
     /// filesystem path `fs_path` (None when no file is involved), in Apache's order.
     /// Borrowed from the host when no section applies (the host-level settings, merged
@@ -260,11 +268,7 @@ impl Host {
         }
         // The scopes that apply, in merge order.
         let mut scopes: Vec<&PerDir> = Vec::new();
-        let has = |kind| self.sections.iter().any(|s| s.kind == kind);
-        if let (Some(fs), true) = (
-            fs_path,
-            has(SectionKind::Directory) || has(SectionKind::Files),
-        ) {
+        if let (Some(fs), true) = (fs_path, self.by_directory()) {
             // A URL ending in `/` names a directory; anything else is looked up as a
             // file (a directory without the slash is redirected before it matters).
             let dir_of = if url_path.ends_with('/') {

@@ -166,7 +166,7 @@ pub fn decide(r: &StaticRequest) -> Outcome {
         return Outcome::NotFound;
     }
     let cache = r.cache.zip(root_id(r));
-    match cache.and_then(|(c, root)| c.get(root, &r.mapped.rel)) {
+    match cache.and_then(|(c, root)| c.get(root, r.mapped.rel)) {
         Some(cache::Hit::Missing) => return Outcome::NotFound,
         Some(cache::Hit::File(entry)) => {
             if let Some(o) = from_cache(r, entry) {
@@ -175,11 +175,11 @@ pub fn decide(r: &StaticRequest) -> Outcome {
         }
         None => {}
     }
-    let (file, meta, checked) = match open_checked(r, &r.mapped.fs_path, &r.mapped.rel) {
+    let (file, meta, checked) = match open_checked(r, r.mapped.fs_path(), r.mapped.rel) {
         Opened::Ok(f, m, c) => (f, m, c),
         Opened::Missing => {
             if let Some((c, root)) = cache {
-                c.put_missing(root, &r.mapped.rel);
+                c.put_missing(root, r.mapped.rel);
             }
             return Outcome::NotFound;
         }
@@ -207,7 +207,7 @@ pub fn decide(r: &StaticRequest) -> Outcome {
             if index.contains('/') || index.starts_with('.') {
                 continue;
             }
-            let candidate = r.mapped.fs_path.join(index);
+            let candidate = r.mapped.fs_path().join(index);
             let rel = if r.mapped.rel.is_empty() {
                 index.clone()
             } else {
@@ -225,7 +225,7 @@ pub fn decide(r: &StaticRequest) -> Outcome {
         if !method_ok {
             return non_get(r.method);
         }
-        return match listing::read(&r.mapped.fs_path) {
+        return match listing::read(r.mapped.fs_path()) {
             Ok(entries) => Outcome::Listing {
                 url_path: r.url_path.to_string(),
                 entries,
@@ -243,7 +243,7 @@ pub fn decide(r: &StaticRequest) -> Outcome {
         // `/file.html/` names a directory that does not exist.
         return Outcome::NotFound;
     }
-    file_outcome(r, &r.mapped.fs_path, &r.mapped.rel, file, meta, checked)
+    file_outcome(r, r.mapped.fs_path(), r.mapped.rel, file, meta, checked)
 }
 
 fn root_id(r: &StaticRequest) -> Option<usize> {
