@@ -802,29 +802,89 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 struct Conn {
     stream: Stream,
     stop: watch::Receiver<bool>,
-    idle: Idle,
-}
-
-/// What an HTTP/1.1 connection keeps between requests, besides its socket: a parked
-/// connection is this in the [`crate::parking`] lot. hyper's state, the service and the
-/// configuration are dropped with [`http1`]'s future and rebuilt when the next request
-/// arrives; the task goes too, and a new one serves the next request.
-pub struct Idle {
     ctx: Arc<crate::pipeline::ConnCtx>,
     /// Where the requests' bodies end, kept across parking (None before the first).
     framing: Option<ParkedFraming>,
     /// Counts the connection as open (MaxRequestWorkers, server-status) while it lives.
-    _open: ConnGuard,
+    open: ConnGuard,
+}
+
+/// What an HTTP/1.1 connection keeps between requests, besides its socket: a parked
+/// connection is this in the [`crate::parking`] lot. Its task ends; hyper's state, the
+/// service, the configuration, the connection's context and [`ConnShared`] are dropped
+/// and rebuilt when the next request arrives, in a new task.
+pub struct Idle {
+    site: Arc<Site>,
+    shared: KeptShared,
+    framing: Option<ParkedFraming>,
+    open: ConnGuard,
+}
+
+/// What a parked connection keeps of its [`ConnShared`]: the rest is as it started by
+/// then (no request running, no tunnel, no lingering close).
+struct KeptShared {
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    https: bool,
+    requests: u32,
+    content_length_lines: u32,
+    /// Heads read but not yet matched to a request (usually none: no allocation).
+    head_content_length_lines: Box<[u32]>,
+}
+
+impl ConnShared {
+    fn park(&self) -> KeptShared {
+        let mut heads = self
+            .head_content_length_lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        KeptShared {
+            peer: self.peer,
+            local: self.local,
+            https: self.https,
+            requests: self.requests.load(Ordering::Acquire),
+            content_length_lines: self.content_length_lines.load(Ordering::Acquire),
+            head_content_length_lines: heads.drain(..).collect(),
+        }
+    }
+
+    /// A parked connection's, again: idle, waiting for the bytes that woke it.
+    fn resume(kept: KeptShared) -> ConnShared {
+        let shared = ConnShared {
+            https: kept.https,
+            requests: AtomicU32::new(kept.requests),
+            content_length_lines: AtomicU32::new(kept.content_length_lines),
+            head_content_length_lines: std::sync::Mutex::new(
+                kept.head_content_length_lines.into_vec().into(),
+            ),
+            ..ConnShared::new(kept.peer, kept.local)
+        };
+        shared.phase.store(Phase::Idle as u8, Ordering::Release);
+        shared
+    }
 }
 
 impl Idle {
     /// The client of a parked connection sent something (or closed): serves it in a new
     /// task.
     pub fn resume(self, stream: Stream, stop: watch::Receiver<bool>) {
+        let Idle {
+            site,
+            shared,
+            framing,
+            open,
+        } = self;
+        let ctx = Arc::new(crate::pipeline::ConnCtx {
+            site,
+            state: Arc::clone(open.state()),
+            shared: Arc::new(ConnShared::resume(shared)),
+        });
         let conn = Conn {
             stream,
             stop,
-            idle: self,
+            ctx,
+            framing,
+            open,
         };
         // Boxed: the task then holds a pointer (see `server::accept_loop`).
         tokio::spawn(Box::pin(serve_http1(conn, Bytes::new())));
@@ -858,9 +918,23 @@ async fn serve_http1(mut conn: Conn, prefix: Bytes) {
     let Some(left) = Box::pin(http1(&mut conn, prefix)).await else {
         return;
     };
-    tracing::trace!(peer = ?conn.idle.ctx.shared.peer, "idle connection parked");
-    let state = Arc::clone(&conn.idle.ctx.state);
-    state.parking.park(conn.stream, conn.idle, left);
+    tracing::trace!(peer = ?conn.ctx.shared.peer, "idle connection parked");
+    let Conn {
+        stream,
+        ctx,
+        framing,
+        open,
+        ..
+    } = conn;
+    let idle = Idle {
+        site: Arc::clone(&ctx.site),
+        shared: ctx.shared.park(),
+        framing,
+        open,
+    };
+    drop(ctx);
+    let state = Arc::clone(idle.open.state());
+    state.parking.park(stream, idle, left);
 }
 
 /// A new connection up to its first bytes: the PROXY header, the HTTP/2 preface (an
@@ -964,11 +1038,9 @@ async fn start(
     let conn = Conn {
         stream,
         stop,
-        idle: Idle {
-            ctx,
-            framing: None,
-            _open: open,
-        },
+        ctx,
+        framing: None,
+        open,
     };
     Some((conn, prefix))
 }
@@ -1000,9 +1072,9 @@ async fn http1(conn: &mut Conn, mut prefix: Bytes) -> Option<Duration> {
     let Conn {
         stream,
         stop,
-        idle: Idle {
-            ctx, framing: kept, ..
-        },
+        ctx,
+        framing: kept,
+        ..
     } = conn;
     let (site, shared) = (&ctx.site, &ctx.shared);
     let conf = site.conn_conf(shared.local);
@@ -1247,6 +1319,35 @@ mod tests {
             assert_eq!(f.state, Frame::Lost);
             // Lost: every body counts as arrived, the body timeout never fires.
             assert!(f.arrived(5));
+        }
+    }
+
+    #[test]
+    fn a_parked_connections_state_comes_back_on_resume() {
+        let peer = Some(SocketAddr::from(([203, 0, 113, 9], 40000)));
+        let local = Some(SocketAddr::from(([127, 0, 0, 1], 443)));
+        for pending in [vec![], vec![1, 0]] {
+            let shared = ConnShared {
+                https: true,
+                ..ConnShared::new(peer, local)
+            };
+            shared.requests.store(7, Ordering::Release);
+            shared.content_length_lines.store(2, Ordering::Release);
+            shared.set_phase(Phase::Idle);
+            shared
+                .head_content_length_lines
+                .lock()
+                .unwrap()
+                .extend(&pending);
+            let back = ConnShared::resume(shared.park());
+            assert_eq!((back.peer, back.local, back.https), (peer, local, true));
+            assert_eq!(back.requests.load(Ordering::Acquire), 7);
+            assert_eq!(back.phase(), Phase::Idle);
+            let heads: Vec<u32> = (0..pending.len())
+                .map(|_| back.take_content_length_lines())
+                .collect();
+            assert_eq!(heads, pending);
+            assert_eq!(back.take_content_length_lines(), 2, "then the raw count");
         }
     }
 

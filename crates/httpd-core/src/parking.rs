@@ -11,10 +11,11 @@
 //! - the earliest KeepAliveTimeout deadline passes: the connections due are closed;
 //! - the server stops: every parked connection is closed.
 //!
-//! A parked connection then costs its slot and its deadline (about 70 bytes) and what
-//! [`Idle`] points to. Waiting in a task of its own cost about 1,100 bytes: the task, its
-//! future with a timer and a stop waiter, and tokio's registration of the socket (256
-//! bytes, cache-line aligned); nginx keeps an idle connection in about 500.
+//! A parked connection then costs its slot (144 bytes: [`Idle`] keeps no allocation of
+//! its own) and its deadline (16 bytes in a B-tree). Waiting in a task of its own cost
+//! about 1,400 bytes: the task, its future with a timer and a stop waiter, tokio's
+//! registration of the socket (256 bytes, cache-line aligned), the connection's context;
+//! nginx keeps an idle connection in about 500.
 
 use std::collections::BTreeSet;
 use std::io;
