@@ -20,6 +20,7 @@
 //!    leaves it is served only when `Options FollowSymLinks` applies (checked by the
 //!    caller with [`escapes_root`]).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// Why a URL path cannot be mapped.
@@ -31,13 +32,13 @@ pub enum PathError {
 
 /// Decodes and normalizes an origin-form path (rules 1–5). Returns a path starting with
 /// `/`, without empty or dot segments, keeping a trailing `/` if the request had one.
-pub fn normalize(raw: &str) -> Result<String, PathError> {
+pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::BadRequest);
     }
     if is_plain(raw) {
         // Nothing to decode or resolve: the path is its own normal form.
-        return Ok(raw.to_string());
+        return Ok(Cow::Borrowed(raw));
     }
     let bytes = raw.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
@@ -84,7 +85,7 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     if trailing || segments.is_empty() {
         out.push('/');
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Whether `raw` (starting with `/`) is already normal: no escape, NUL or backslash, and

@@ -31,8 +31,9 @@ pub fn check(data: &[u8]) {
         assert!(!seg.contains(['\0', '\\']), "{raw:?} -> {norm:?}");
     }
     // Decoded exactly once: escaping the `%` the decoder consumes gives the same path.
-    let again = resolve::normalize(&norm.replace('%', "%25"));
-    assert_eq!(again.as_deref(), Ok(norm.as_str()), "{raw:?} is not stable");
+    let escaped = norm.replace('%', "%25");
+    let again = resolve::normalize(&escaped);
+    assert_eq!(again.as_deref(), Ok(&*norm), "{raw:?} is not stable");
     assert_under(root, &resolve::join(root, &norm), raw);
     // An Alias strips a URL prefix and joins the rest onto its target.
     for (at, _) in norm.match_indices('/').take(CUTS) {

@@ -272,11 +272,10 @@ pub fn strip_port(name: &str) -> &str {
     if name.starts_with('[') {
         return name.find(']').map_or(name, |i| &name[..=i]);
     }
-    match name.split_once(':') {
-        Some((h, p)) if !p.contains(':') => {
-            let _ = p;
-            h
-        }
+    // Bytes, not a char search: this runs on every request's Host.
+    let b = name.as_bytes();
+    match b.iter().position(|&c| c == b':') {
+        Some(i) if !b[i + 1..].contains(&b':') => &name[..i],
         _ => name,
     }
 }
@@ -464,4 +463,27 @@ fn per_dir(d: &model::PerDir) -> Result<PerDir, Error> {
             .collect(),
         redirects: d.redirects.iter().map(redirect).collect::<Result<_, _>>()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn strip_port_table() {
+        for (name, want) in [
+            ("example.com", "example.com"),
+            ("example.com:8080", "example.com"),
+            ("127.0.0.1:19380", "127.0.0.1"),
+            ("http://example.com:80", "example.com"),
+            ("https://example.com", "example.com"),
+            ("[::1]:443", "[::1]"),
+            ("[::1]", "[::1]"),
+            ("::1", "::1"),
+            ("host:", "host"),
+            ("", ""),
+        ] {
+            assert_eq!(strip_port(name), want, "{name}");
+        }
+    }
 }
