@@ -226,7 +226,7 @@ measure() {
       local port=$P_OURS; [ "$srv" = nginx ] && port=$P_NGINX
       r=$(taskset -c "$CCPU" python3 "$HERE/idle.py" "$port" "${PID[$srv]}" "$IDLE")
       [ "${r%% *}" = "$IDLE" ] || error "idle-conn $srv: only ${r%% *} of $IDLE connections"
-      echo "${r##* }" ;;
+      echo "$r" | cut -d' ' -f2 ;;   # the average (idle.py also gives the marginal cost)
     config-check)
       local cmd=("$CONFTEST" "$VHOSTS_CONF")
       [ "$srv" = apache2 ] && cmd=(apache2 -t -f "$VHOSTS_CONF")

@@ -2,10 +2,14 @@
 """idle.py PORT PID N: memory per idle keep-alive connection.
 
 Opens N connections to 127.0.0.1:PORT, makes one `GET /index.html` on each (reading the
-whole answer), holds them idle for 2 s, and prints "CONNECTIONS BYTES_PER_CONNECTION": the
-growth of the resident set of PID and its children (nginx's worker is a child of its
-master) divided by the connections that stayed open. Then closes them. Loopback only,
-bounded: 5 s per socket operation, stops at the first refused connection."""
+whole answer), holds them idle for 2 s, and prints "CONNECTIONS BYTES_PER_CONNECTION
+MARGINAL": the growth of the resident set of PID and its children (nginx's worker is a
+child of its master) divided by the connections that stayed open, and the growth over
+the second half of them divided by their number (the cost of one more connection,
+without fixed costs such as the allocator's first pages). The resident set is first let
+settle (up to 5 s), so memory still being freed after an earlier load is not counted
+against the connections. Then closes them. Loopback only, bounded: 5 s per socket
+operation, stops at the first refused connection."""
 import os, resource, socket, sys, time
 
 port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -28,9 +32,23 @@ def rss(pid):
     return total
 
 
-before, socks = rss(pid), []
+def settled(pid):
+    last = rss(pid)
+    for _ in range(10):
+        time.sleep(0.5)
+        now = rss(pid)
+        if now == last:
+            break
+        last = now
+    return last
+
+
+before, socks, half = settled(pid), [], None
 req = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-for _ in range(n):
+for i in range(n):
+    if i == n // 2:
+        time.sleep(2)
+        half = (len(socks), rss(pid))
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
         s.sendall(req)
@@ -45,7 +63,10 @@ for _ in range(n):
     socks.append(s)
 time.sleep(2)
 after = rss(pid)
-print(len(socks), round((after - before) * 1024 / max(len(socks), 1)))
+marginal = 0
+if half and len(socks) > half[0]:
+    marginal = round((after - half[1]) * 1024 / (len(socks) - half[0]))
+print(len(socks), round((after - before) * 1024 / max(len(socks), 1)), marginal)
 for s in socks:
     s.close()
 time.sleep(0.5)

@@ -12,7 +12,8 @@
 # are compared: ratio = ours / nginx for requests/s (higher is better) and p99 latency
 # (lower is better), and errors (ours/nginx: non-2xx responses plus wrk's socket errors,
 # summed over the rounds; a short body shows as a read error). Memory: RSS growth per connection with $IDLE idle keep-alive
-# connections, each having made one request.
+# connections, each having made one request (and the marginal cost over the second half:
+# see bench/idle.py).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}
@@ -76,7 +77,8 @@ done
 # Memory per idle connection.
 if [ "$IDLE" -gt 0 ]; then
   o=$(idle_rss $OURS_PORT "$OURS_PID" "$IDLE"); n=$(idle_rss $NGINX_PORT "$NGINX_PID" "$IDLE")
-  echo "idle    ours: ${o% *} connections, ${o#* } B/conn; nginx: ${n% *} connections, ${n#* } B/conn" | tee -a "$OUT/summary.txt"
-  awk -v o="${o#* }" -v n="${n#* }" 'BEGIN { if (n > 0) printf "idle    memory ratio ours/nginx = %.2f (lower is better)\n", o / n }' | tee -a "$OUT/summary.txt"
+  read -r oc ob om <<< "$o"; read -r nc nb nm <<< "$n"
+  echo "idle    ours: $oc connections, $ob B/conn ($om marginal); nginx: $nc connections, $nb B/conn ($nm marginal)" | tee -a "$OUT/summary.txt"
+  awk -v o="$ob" -v n="$nb" -v om="$om" -v nm="$nm" 'BEGIN { if (n > 0 && nm > 0) printf "idle    memory ratio ours/nginx = %.2f, marginal %.2f (lower is better)\n", o / n, om / nm }' | tee -a "$OUT/summary.txt"
 fi
 echo "results in $OUT/summary.txt" >&2
