@@ -65,6 +65,12 @@ impl Lot {
         let slot = self.slots.get_mut(i as usize)?.take()?;
         self.deadlines.remove(&(slot.deadline, i));
         self.free.push(i);
+        if self.free.len() == self.slots.len() {
+            // Empty: the table goes, so a burst of idle connections does not leave its
+            // size resident.
+            self.slots = Vec::new();
+            self.free = Vec::new();
+        }
         Some(slot)
     }
 }
