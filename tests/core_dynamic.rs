@@ -661,6 +661,191 @@ fn cgi_scripts_env_stdin_status_and_failures() {
     core.server.wait_for_line("oops");
 }
 
+const RAW_BACKEND: &str = include_str!("fixtures/raw_backend.py");
+
+/// A backend answering with hand-written bytes (tests/fixtures/raw_backend.py) and a
+/// front proxying `/raw/` to it.
+fn raw_backend(sb: &Sandbox) -> (Server, Core) {
+    require_tool("python3");
+    let script = sb.write("raw_backend.py", RAW_BACKEND);
+    let server = Server::spawn(Command::new("python3").arg("-u").arg(&script));
+    let line = server.wait_for_line("ready ");
+    let port: u16 = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    let core = start(
+        sb,
+        &format!("ProxyPass /raw/ http://127.0.0.1:{port}/\nErrorDocument 502 \"bad gateway\"\n"),
+    );
+    (server, core)
+}
+
+/// curl through the front: (exit code, status, body bytes, response head).
+fn curl(sb: &Sandbox, addr: SocketAddr, args: &[&str], path: &str) -> (i32, u16, Vec<u8>, String) {
+    require_tool("curl");
+    let out = sb.path().join("curl.out");
+    let head = sb.path().join("curl.head");
+    let r = Command::new("curl")
+        .args(["-s", "--max-time", "20", "-o"])
+        .arg(&out)
+        .arg("-D")
+        .arg(&head)
+        .args(args)
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .unwrap();
+    let head = std::fs::read_to_string(&head).unwrap_or_default();
+    // The last status line: interim (1xx) responses come first.
+    let status = head
+        .lines()
+        .rfind(|l| l.starts_with("HTTP/"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    let body = std::fs::read(&out).unwrap_or_default();
+    (r.status.code().unwrap_or(-1), status, body, head)
+}
+
+/// The bytes raw_backend.py sends as its 1 MiB body.
+fn big_body() -> Vec<u8> {
+    (0..1usize << 20).map(|i| (i % 251) as u8).collect()
+}
+
+#[test]
+fn proxy_relays_every_response_framing() {
+    let sb = site();
+    let (_backend, core) = raw_backend(&sb);
+    let a = core.addr;
+    // Chunked with extensions and a trailer section: decoded, the trailer not relayed.
+    let (code, st, body, _) = curl(&sb, a, &[], "/raw/chunked");
+    assert_eq!((code, st, body.as_slice()), (0, 200, &b"hello world"[..]));
+    // Larger than any buffer, by Content-Length and in chunks of odd sizes.
+    for path in ["/raw/big", "/raw/big-chunked"] {
+        let (code, st, body, _) = curl(&sb, a, &[], path);
+        assert_eq!((code, st, body.len()), (0, 200, 1 << 20), "{path}");
+        assert!(body == big_body(), "{path}: the body differs");
+    }
+    // No Content-Length: the body ends when the backend closes.
+    let (code, st, body, _) = curl(&sb, a, &[], "/raw/until-close");
+    assert_eq!((code, st), (0, 200));
+    assert!(body.len() == 100_000 && body.iter().all(|&b| b == b'c'));
+    let (code, st, body, _) = curl(&sb, a, &[], "/raw/connection-close");
+    assert_eq!((code, st, body.as_slice()), (0, 200, &b"ok"[..]));
+    // Interim responses (100, 103) are skipped; a 204 has no body.
+    let (code, st, body, _) = curl(&sb, a, &[], "/raw/continue");
+    assert_eq!((code, st, body.as_slice()), (0, 200, &b"ok"[..]));
+    let (code, st, body, head) = curl(&sb, a, &[], "/raw/no-content");
+    assert_eq!((code, st, body.len()), (0, 204, 0), "{head}");
+    assert!(
+        head.contains("X-Case: 204") || head.contains("x-case: 204"),
+        "{head}"
+    );
+    // HEAD: the declared framing has no body behind it (curl -I reads none).
+    let (code, st, _, head) = curl(&sb, a, &["-I"], "/raw/big");
+    assert_eq!((code, st), (0, 200), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-length: 1048576"),
+        "{head}"
+    );
+    let (code, st, _, head) = curl(&sb, a, &["-I"], "/raw/chunked");
+    assert_eq!((code, st), (0, 200), "{head}");
+}
+
+#[test]
+fn proxy_answers_502_to_malformed_backend_responses() {
+    let sb = site();
+    let (_backend, core) = raw_backend(&sb);
+    // Not HTTP, an obs-folded field, a head over the limit, conflicting lengths.
+    for path in [
+        "/raw/garbage",
+        "/raw/folded",
+        "/raw/huge-head",
+        "/raw/two-lengths",
+    ] {
+        let r = get(core.addr, path, "");
+        assert_eq!(status(&r), 502, "{path}: {r}");
+        assert!(body(&r).contains("bad gateway"), "{path}: {r}");
+    }
+    // A body that breaks its framing after its head: the client sees the response cut.
+    for path in ["/raw/bad-chunk", "/raw/short"] {
+        let (code, _, _, _) = curl(&sb, core.addr, &[], path);
+        assert_ne!(code, 0, "{path}: curl took a cut response as complete");
+    }
+    let (code, st, _, _) = curl(&sb, core.addr, &[], "/raw/whoami");
+    assert_eq!((code, st), (0, 200), "the proxy still works");
+}
+
+#[test]
+fn proxy_reuses_backend_connections_and_retries_stale_ones() {
+    let sb = site();
+    let (_backend, core) = raw_backend(&sb);
+    let who = |method: &str, path: &str| {
+        let body = if method == "POST" {
+            "Content-Length: 1\r\n"
+        } else {
+            ""
+        };
+        let r = raw(
+            core.addr,
+            &format!(
+                "{method} /raw{path} HTTP/1.1\r\nHost: front.test\r\n{body}Connection: close\r\n\r\n{}",
+                if method == "POST" { "x" } else { "" }
+            ),
+        );
+        (status(&r), self::body(&r).to_string())
+    };
+    // "connection request": the backend counts both.
+    assert_eq!(who("GET", "/whoami"), (200, "1 1".into()));
+    assert_eq!(who("GET", "/whoami"), (200, "1 2".into()), "kept alive");
+    assert_eq!(who("GET", "/whoami/idle-close"), (200, "1 3".into()));
+    // The backend has closed the pooled connection (its FIN has arrived: the pause):
+    // found before anything is written, so even a POST goes on a new connection.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(who("POST", "/whoami"), (200, "2 1".into()));
+    // Written, then closed without an answer: an idempotent request is sent again on a
+    // new connection (RFC 9110 §9.2.2), a POST is not.
+    assert_eq!(who("GET", "/drop-second"), (200, "ok".into()));
+    let (st, _) = who("POST", "/drop-second");
+    assert_eq!(st, 502);
+}
+
+#[test]
+fn proxy_forwards_an_upload_that_expects_100_continue() {
+    let sb = site();
+    let be = backend(&sb, "one");
+    let core = start(
+        &sb,
+        &format!("ProxyPass /app/ http://127.0.0.1:{}/\n", be.port),
+    );
+    let file = sb.write("upload.bin", vec![b'u'; 2 << 20]);
+    let arg = format!("@{}", file.display());
+    // curl sends Expect: 100-continue for a body this size; the backend (python's
+    // http.server) answers 100 before its 200, which the proxy skips.
+    let (code, st, body, _) = curl(
+        &sb,
+        core.addr,
+        &["-H", "Expect: 100-continue", "--data-binary", &arg],
+        "/app/up",
+    );
+    assert_eq!((code, st), (0, 200));
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["body"], 2 << 20, "{j}");
+    assert_eq!(
+        j["headers"]["content-length"],
+        (2 << 20).to_string().as_str(),
+        "{j}"
+    );
+    // Chunked upload from curl (no length known): forwarded chunked.
+    let (code, st, body, _) = curl(
+        &sb,
+        core.addr,
+        &["-H", "Transfer-Encoding: chunked", "--data-binary", &arg],
+        "/app/up",
+    );
+    assert_eq!((code, st), (0, 200));
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["body"], 2 << 20, "{j}");
+    assert_eq!(j["headers"]["transfer-encoding"], "chunked", "{j}");
+}
+
 #[test]
 fn proxy_survives_a_client_leaving_mid_body() {
     let sb = site();

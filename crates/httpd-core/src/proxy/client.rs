@@ -1,16 +1,16 @@
-//! The proxy's HTTP/1.1 client: hyper's low-level `client::conn::http1` with a small
-//! pool of idle keep-alive connections per rule (keyed by the backend's authority).
+//! The proxy's client: a small pool of idle keep-alive connections per rule (keyed by
+//! the backend's authority), and the exchange of one request on one of them ([`wire`]
+//! speaks the HTTP/1.1).
 //!
 //! A pooled connection is not a spawned task: the request's own task drives it, first
 //! while the request is sent and the response head awaited, then from the response body
 //! ([`ProxyBody`]) while the client reads it. Once the body has ended the connection goes
-//! back to the pool. This saves hyper-util's legacy client costs on every request (a
-//! spawned task per connection and the wake-ups between it and the request, a task per
-//! response to return the connection, its pool's bookkeeping), which were about a tenth
-//! of a proxied request's CPU.
+//! back to the pool.
 //!
-//! Upgrade requests (WebSocket) get a fresh connection of their own, spawned with
-//! upgrades enabled, never pooled.
+//! Upgrade requests (WebSocket) get a fresh connection of their own, never pooled: after
+//! a 101 it becomes the backend's end of the tunnel.
+//!
+//! [`wire`]: super::wire
 
 use std::fmt;
 use std::future::Future;
@@ -22,15 +22,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
-use http_body::{Body as _, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use http::{Response, Uri};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-use super::ReqBody;
+use super::wire::{self, Conn, Exchange, Failed, ProxyBody, Upload};
 use crate::listener::Stream;
 
 /// An idle connection older than this is closed rather than reused.
@@ -38,23 +34,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept per rule, at most.
 const MAX_IDLE: usize = 1024;
 
-type Conn = http1::Connection<TokioIo<Stream>, ReqBody>;
-
-/// A connection to a backend: its request sender and the connection state machine.
-struct Pooled {
-    sender: http1::SendRequest<ReqBody>,
-    conn: Pin<Box<Conn>>,
-    /// The deadline of the request being sent (ProxyTimeout), reset for each one: a
-    /// timer registered once per connection, whose later deadlines only move it forward
-    /// (tokio extends a registered timer without touching its wheel), instead of a timer
-    /// registered and removed for every request.
-    timer: Pin<Box<tokio::time::Sleep>>,
-}
-
 struct Idle {
     key: Arc<str>,
     since: Instant,
-    pooled: Pooled,
+    conn: Conn,
 }
 
 /// Where a backend request goes: `http://host:port`, taken apart.
@@ -121,6 +104,18 @@ pub struct Client {
     idle: Mutex<Vec<Idle>>,
 }
 
+/// A request ready to go: its whole head, the framing of its body included (see
+/// [`wire::request_head`]), and the body.
+pub struct Outgoing {
+    pub head: Vec<u8>,
+    /// A HEAD request: the response has no body, whatever it declares.
+    pub head_method: bool,
+    /// It may be sent again if a pooled connection ends without answering (RFC 9110
+    /// §9.2.2).
+    pub idempotent: bool,
+    pub upload: Option<Upload>,
+}
+
 /// Why a request got no response.
 #[derive(Debug)]
 pub enum ClientError {
@@ -128,7 +123,12 @@ pub enum ClientError {
     Connect(io::Error),
     /// The URL cannot be served by this client.
     Url(&'static str),
-    Http(hyper::Error),
+    /// Reading from or writing to the backend failed.
+    Io(io::Error),
+    /// The backend's response (or the request body) broke HTTP/1.1's rules.
+    Invalid(&'static str),
+    /// The client's request body failed (cut short, or over LimitRequestBody).
+    Body(Box<dyn std::error::Error + Send + Sync>),
     /// No response head before the deadline.
     Timeout,
 }
@@ -147,8 +147,9 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::Connect(_) => f.write_str("connect error"),
-            ClientError::Url(what) => f.write_str(what),
-            ClientError::Http(_) => f.write_str("backend exchange failed"),
+            ClientError::Url(what) | ClientError::Invalid(what) => f.write_str(what),
+            ClientError::Io(_) => f.write_str("backend exchange failed"),
+            ClientError::Body(_) => f.write_str("reading the request body failed"),
             ClientError::Timeout => f.write_str("backend timed out"),
         }
     }
@@ -157,16 +158,10 @@ impl fmt::Display for ClientError {
 impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ClientError::Connect(e) => Some(e),
-            ClientError::Url(_) | ClientError::Timeout => None,
-            ClientError::Http(e) => Some(e),
+            ClientError::Connect(e) | ClientError::Io(e) => Some(e),
+            ClientError::Body(e) => Some(&**e),
+            ClientError::Url(_) | ClientError::Invalid(_) | ClientError::Timeout => None,
         }
-    }
-}
-
-impl From<hyper::Error> for ClientError {
-    fn from(e: hyper::Error) -> ClientError {
-        ClientError::Http(e)
     }
 }
 
@@ -179,142 +174,65 @@ impl Client {
         })
     }
 
-    /// Sends `req` (its URI in origin form, its Host set by the caller) to `origin` and
-    /// returns the response head, or [`ClientError::Timeout`] when it has not come by
-    /// `deadline`. `upgrade`: the request asks to switch protocols, so it gets a
-    /// connection of its own with upgrades enabled.
+    /// Sends `out` to `origin` and returns the response head, or
+    /// [`ClientError::Timeout`] when it has not come by `deadline`. `upgrade`: the
+    /// request asks to switch protocols, so it gets a connection of its own.
     pub async fn request(
         self: &Arc<Self>,
         origin: &Origin,
-        mut req: Request<ReqBody>,
+        out: Outgoing,
         upgrade: bool,
         deadline: tokio::time::Instant,
     ) -> Result<Response<ProxyBody>, ClientError> {
-        let (host, port) = (origin.host.as_str(), origin.port);
         let key = &origin.authority;
-
-        if upgrade {
-            // Boxed, as the new connections below: their futures are large and rare, and
-            // the request's future (moved on every request) is only as big as its
-            // largest state.
-            let up = Box::pin(self.upgrade(host, port, req));
-            return tokio::time::timeout_at(deadline, up)
-                .await
-                .unwrap_or(Err(ClientError::Timeout));
-        }
-
+        let Outgoing {
+            head,
+            head_method,
+            idempotent,
+            mut upload,
+        } = out;
         loop {
-            let (mut pooled, fresh) = match self.checkout(key) {
-                Some(mut p) => {
-                    p.timer.as_mut().reset(deadline);
-                    (p, false)
+            let pooled = if upgrade { None } else { self.checkout(key) };
+            let reused = pooled.is_some();
+            let mut conn = match pooled {
+                Some(mut c) => {
+                    c.set_deadline(deadline);
+                    c
                 }
                 None => {
-                    let open = Box::pin(self.open(host, port, deadline));
+                    // Boxed: its future is large and rare, and the request's future (moved
+                    // on every request) is only as big as its largest state.
+                    let open = Box::pin(self.connect(&origin.host, origin.port));
                     match tokio::time::timeout_at(deadline, open).await {
-                        Ok(p) => (p?, true),
+                        Ok(io) => Conn::new(io?, deadline),
                         Err(_) => return Err(ClientError::Timeout),
                     }
                 }
             };
-            // An idle connection the backend closed shows up here: try the next one.
-            let ready = std::future::poll_fn(|cx| {
-                if let Poll::Ready(r) = pooled.conn.as_mut().poll(cx) {
-                    return Poll::Ready(r.err().map(ClientError::Http).or(Some(closed())));
-                }
-                match pooled.sender.poll_ready(cx) {
-                    Poll::Ready(Ok(())) => Poll::Ready(None),
-                    Poll::Ready(Err(e)) => Poll::Ready(Some(ClientError::Http(e))),
-                    Poll::Pending if pooled.timer.as_mut().poll(cx).is_ready() => {
-                        Poll::Ready(Some(ClientError::Timeout))
-                    }
-                    Poll::Pending => Poll::Pending,
-                }
-            })
-            .await;
-            if let Some(e) = ready {
-                if fresh || e.is_timeout() {
-                    return Err(e);
-                }
-                continue;
-            }
-            let sent = pooled.sender.try_send_request(req);
-            let mut sent = std::pin::pin!(sent);
-            let mut alive = true;
-            let res = std::future::poll_fn(|cx| {
-                if alive && pooled.conn.as_mut().poll(cx).is_ready() {
-                    alive = false;
-                }
-                match sent.as_mut().poll(cx) {
-                    Poll::Ready(r) => Poll::Ready(Some(r)),
-                    // The timer is polled only while waiting, as tokio's Timeout does.
-                    Poll::Pending if pooled.timer.as_mut().poll(cx).is_ready() => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
-                }
-            })
-            .await;
-            let Some(res) = res else {
-                return Err(ClientError::Timeout);
+            let x = Exchange {
+                head: &head,
+                head_method,
+                upload: &mut upload,
+                reused,
             };
-            match res {
-                Ok(resp) => {
-                    let conn = alive.then(|| Keep {
-                        pooled,
-                        client: Arc::clone(self),
-                        key: Arc::clone(key),
-                    });
-                    return Ok(resp.map(|b| ProxyBody { inner: b, conn }));
+            match wire::exchange(&mut conn, x).await {
+                Ok(h) => {
+                    let home = (!upgrade).then(|| (Arc::clone(self), Arc::clone(key)));
+                    return Ok(wire::response(conn, h, upload, home));
                 }
-                Err(mut e) => match e.take_message() {
-                    // Never written: a stale pooled connection; another one gets it.
-                    Some(back) if !fresh => req = back,
-                    _ => return Err(ClientError::Http(e.into_error())),
-                },
+                // A stale pooled connection: another one gets the request.
+                Err(Failed::Unused) => {}
+                Err(Failed::NoAnswer)
+                    if reused && idempotent && upload.as_ref().is_none_or(|u| !u.started) => {}
+                Err(Failed::NoAnswer) => {
+                    return Err(ClientError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the backend closed the connection without answering",
+                    )))
+                }
+                Err(Failed::Error(e)) => return Err(e),
             }
         }
-    }
-
-    /// A new pooled connection, its timer set to `deadline`.
-    async fn open(
-        &self,
-        host: &str,
-        port: u16,
-        deadline: tokio::time::Instant,
-    ) -> Result<Pooled, ClientError> {
-        let io = self.connect(host, port).await?;
-        // Flattened writes: a request head (and any body chunk) is copied into one buffer
-        // and written with write(), cheaper per request than hyper's queue of buffers for
-        // writev when, as for most proxied requests, there is only a head.
-        let (sender, conn) = http1::Builder::new()
-            .writev(false)
-            .handshake(TokioIo::new(io))
-            .await?;
-        Ok(Pooled {
-            sender,
-            conn: Box::pin(conn),
-            timer: Box::pin(tokio::time::sleep_until(deadline)),
-        })
-    }
-
-    /// An upgrade request on a connection of its own, spawned with upgrades enabled.
-    async fn upgrade(
-        &self,
-        host: &str,
-        port: u16,
-        req: Request<ReqBody>,
-    ) -> Result<Response<ProxyBody>, ClientError> {
-        let io = self.connect(host, port).await?;
-        let (mut sender, conn) = http1::handshake(TokioIo::new(io)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "backend connection ended");
-            }
-        });
-        let resp = sender.send_request(req).await?;
-        Ok(resp.map(|b| ProxyBody {
-            inner: b,
-            conn: None,
-        }))
     }
 
     async fn connect(&self, host: &str, port: u16) -> Result<Stream, ClientError> {
@@ -340,7 +258,7 @@ impl Client {
 
     /// The most recently used idle connection to `key` (the freshest, the least likely to
     /// have been closed by the backend).
-    fn checkout(&self, key: &str) -> Option<Pooled> {
+    fn checkout(&self, key: &str) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let i = idle.iter().rposition(|e| &*e.key == key)?;
         let e = idle.remove(i);
@@ -350,13 +268,10 @@ impl Client {
             idle.retain(|e| now.duration_since(e.since) <= IDLE_TIMEOUT);
             return None;
         }
-        Some(e.pooled)
+        Some(e.conn)
     }
 
-    fn checkin(&self, key: Arc<str>, pooled: Pooled) {
-        if pooled.sender.is_closed() {
-            return;
-        }
+    pub(super) fn checkin(&self, key: Arc<str>, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() >= MAX_IDLE {
             idle.remove(0);
@@ -364,139 +279,28 @@ impl Client {
         idle.push(Idle {
             key,
             since: Instant::now(),
-            pooled,
+            conn,
         });
-    }
-}
-
-fn closed() -> ClientError {
-    ClientError::Connect(io::Error::new(
-        io::ErrorKind::ConnectionAborted,
-        "backend closed the connection",
-    ))
-}
-
-/// A connection lent to a response body, returned to its pool when the body has ended.
-struct Keep {
-    pooled: Pooled,
-    client: Arc<Client>,
-    key: Arc<str>,
-}
-
-/// The backend's response body; it drives the backend connection while it is read.
-pub struct ProxyBody {
-    inner: Incoming,
-    conn: Option<Keep>,
-}
-
-impl ProxyBody {
-    fn release(&mut self) {
-        let Some(k) = self.conn.take() else { return };
-        if k.pooled.sender.is_ready() {
-            k.client.checkin(k.key, k.pooled);
-            return;
-        }
-        // Not ready for another request yet (the request body is still being sent, as
-        // when the backend answered before reading all of an upload): pooled only once it
-        // is, by a task of its own, so no request waits behind it.
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        tracing::debug!("backend connection not yet reusable when its response ended");
-        rt.spawn(async move {
-            let Keep {
-                mut pooled,
-                client,
-                key,
-            } = k;
-            let ready = std::future::poll_fn(|cx| {
-                if pooled.conn.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(false);
-                }
-                pooled.sender.poll_ready(cx).map(|r| r.is_ok())
-            });
-            if let Ok(true) = tokio::time::timeout(IDLE_TIMEOUT, ready).await {
-                client.checkin(key, pooled);
-            }
-        });
-    }
-}
-
-impl http_body::Body for ProxyBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let this = &mut *self;
-        let mut drove = false;
-        loop {
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Ready(None) => {
-                    this.release();
-                    return Poll::Ready(None);
-                }
-                Poll::Ready(Some(Ok(f))) => {
-                    if this.inner.is_end_stream() {
-                        this.release();
-                    }
-                    return Poll::Ready(Some(Ok(f)));
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    this.conn = None;
-                    return Poll::Ready(Some(Err(io::Error::other(e))));
-                }
-                Poll::Pending => {}
-            }
-            let Some(k) = this.conn.as_mut().filter(|_| !drove) else {
-                return Poll::Pending;
-            };
-            drove = true;
-            if let Poll::Ready(r) = k.pooled.conn.as_mut().poll(cx) {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "backend connection failed");
-                }
-                // Gone: dropping it ends the body (with an error if it was cut short).
-                this.conn = None;
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for ProxyBody {
-    fn drop(&mut self) {
-        // A body with nothing to read (HEAD, 204, 304, Content-Length: 0) may be dropped
-        // unread: its connection is still good. One dropped part-way through is not.
-        if self.inner.is_end_stream() {
-            self.release();
-        }
     }
 }
 
 /// An upgraded (tunnelled) backend connection that ends with a `TimedOut` error once no
 /// byte has gone either way for `idle` (mod_proxy_wstunnel's idle timeout: ProxyTimeout
 /// or the rule's `timeout=`). Every byte of the tunnel passes through here: what the
-/// client sends is written to it, what the backend sends is read from it.
+/// client sends is written to it, what the backend sends is read from it (`early`
+/// first: what the backend sent right after its 101, read with the head).
 pub struct IdleTimeout<T> {
     io: T,
+    early: Bytes,
     idle: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<T> IdleTimeout<T> {
-    pub fn new(io: T, idle: Duration) -> IdleTimeout<T> {
+    pub fn new(io: T, early: Bytes, idle: Duration) -> IdleTimeout<T> {
         IdleTimeout {
             io,
+            early,
             idle,
             deadline: Box::pin(tokio::time::sleep(idle)),
         }
@@ -524,6 +328,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeout<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.early.is_empty() {
+            let k = this.early.len().min(buf.remaining());
+            buf.put_slice(&this.early.split_to(k));
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(r) => {

@@ -1,39 +1,27 @@
-//! Header rewriting for the reverse proxy: hop-by-hop removal (RFC 9110 §7.6.1), the
-//! X-Forwarded-* set mod_proxy adds, `Forwarded` (RFC 7239), `Via` (RFC 9110 §7.6.3), and
-//! ProxyPassReverse on the response.
+//! Header rewriting for the reverse proxy: the request's fields as the backend gets them
+//! (written straight into the request head: hop-by-hop fields left out (RFC 9110 §7.6.1),
+//! the X-Forwarded-* set mod_proxy adds, `Forwarded` (RFC 7239), `Via` (RFC 9110
+//! §7.6.3)), and ProxyPassReverse on the response. The response's hop-by-hop fields are
+//! left out as its head is parsed (`wire`).
 
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1, plus the
-/// de-facto `Keep-Alive` and `Proxy-Connection`). Typed names: a `&str` would be parsed
-/// again on every request; a `static`, as a `const` array is built and dropped wherever it
-/// is used. The order is the bit order of [`hop_bit`].
-static HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-];
-
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-server");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-/// [`hop_bit`]s the scan and the stripping look at by name.
-const HOP_CONNECTION: u8 = 1;
-const HOP_UPGRADE: u8 = 1 << 6;
+/// [`hop_bit`]s looked at by name.
+pub(super) const HOP_CONNECTION: u8 = 1;
+pub(super) const HOP_UPGRADE: u8 = 1 << 6;
 
-/// The bit of a hop-by-hop name in [`HOP_BY_HOP`] (a lowercase name, as `HeaderName`s
-/// are), 0 for any other name: one `match` on the text rather than eight comparisons.
-fn hop_bit(name: &str) -> u8 {
+/// The bit of a field that describes one connection and is never forwarded (RFC 9110
+/// §7.6.1, plus the de-facto `Keep-Alive` and `Proxy-Connection`), 0 for any other
+/// name. A lowercase name, as `HeaderName`s are: one `match` on the text rather than a
+/// comparison for each.
+pub(super) fn hop_bit(name: &str) -> u8 {
     match name {
         "connection" => HOP_CONNECTION,
         "keep-alive" => 1 << 1,
@@ -44,51 +32,6 @@ fn hop_bit(name: &str) -> u8 {
         "upgrade" => HOP_UPGRADE,
         "proxy-authorization" => 1 << 7,
         _ => 0,
-    }
-}
-
-/// Removes the hop-by-hop headers, including every header `Connection` names. One pass
-/// over the (usually few) names present finds which are there; only those are removed
-/// (a removal hashes the name and probes the map, so ten of them for the one or two
-/// present was most of the cost).
-pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let mut present = 0u8;
-    for k in h.keys() {
-        present |= hop_bit(k.as_str());
-    }
-    strip_present(h, present);
-}
-
-/// [`strip_hop_by_hop`] when the caller has the [`hop_bit`]s of the names present.
-pub fn strip_present(h: &mut HeaderMap, present: u8) {
-    if present == 0 {
-        return;
-    }
-    if present & HOP_CONNECTION != 0 {
-        // The values are shared (a reference count), not copied, so the map can be
-        // changed while their tokens are read; a second Connection line is rare.
-        let mut all = h.get_all(header::CONNECTION).iter();
-        let first = all.next().cloned();
-        let more: Vec<HeaderValue> = all.cloned().collect();
-        for v in first.iter().chain(&more) {
-            let Ok(v) = v.to_str() else { continue };
-            for t in v.split(',').map(str::trim) {
-                // A hop-by-hop name is removed below if present: `Connection: keep-alive`
-                // costs no lookup. Anything else (`close`, `X-Secret`) is looked up.
-                if !t.is_empty()
-                    && !HOP_BY_HOP
-                        .iter()
-                        .any(|n| n.as_str().eq_ignore_ascii_case(t))
-                {
-                    h.remove(t);
-                }
-            }
-        }
-    }
-    for (i, n) in HOP_BY_HOP.iter().enumerate() {
-        if present & (1 << i) != 0 {
-            h.remove(n);
-        }
     }
 }
 
@@ -179,84 +122,146 @@ pub struct ClientSide<'a> {
     pub server_name: &'a str,
 }
 
-/// mod_proxy's X-Forwarded-For/-Host/-Server (appending to a list a previous proxy
-/// started), X-Forwarded-Proto, and `Forwarded` (RFC 7239 §4). `server`: the
-/// X-Forwarded-Server value when the caller has it built already; `scan`: what the
-/// client's headers (which `h` was copied from) hold, so a name the client did not send
-/// is inserted without looking for it first.
-pub fn add_forwarded(
-    h: &mut HeaderMap,
-    c: &ClientSide<'_>,
-    server: Option<&HeaderValue>,
-    scan: &RequestScan,
+/// What is added to the fields the backend gets.
+pub struct Adds<'a> {
+    pub client: &'a ClientSide<'a>,
+    /// ProxyAddHeaders: mod_proxy's X-Forwarded-For/-Host/-Server (appended to a list a
+    /// previous proxy started), X-Forwarded-Proto, and `Forwarded` (RFC 7239 §4).
+    pub forwarded: bool,
+    /// ProxyVia: the protocol version for `Via: 1.1 name` (RFC 9110 §7.6.3), appended
+    /// to what earlier hops wrote.
+    pub via: Option<&'static str>,
+}
+
+/// The request's fields as the backend gets them, each line ending in CRLF, written
+/// once for every attempt: the client's fields but the hop-by-hop ones (and those its
+/// Connection names), Host and Content-Length (written with the request line and the
+/// framing), then the [`Adds`]. `scan`: what `h` holds.
+pub fn write_fields(out: &mut Vec<u8>, h: &HeaderMap, scan: &RequestScan, adds: &Adds<'_>) {
+    // Names the Connection field lists besides the hop-by-hop ones (rare).
+    let mut named: Vec<&str> = Vec::new();
+    if scan.hop & HOP_CONNECTION != 0 {
+        for v in h.get_all(header::CONNECTION) {
+            let Ok(v) = v.to_str() else { continue };
+            named.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty() && hop_bit(&t.to_ascii_lowercase()) == 0),
+            );
+        }
+    }
+    for (k, v) in h {
+        let name = k.as_str();
+        let ours = (adds.forwarded && (forward_bit(name) != 0 || name == "x-forwarded-proto"))
+            || (adds.via.is_some() && *k == header::VIA);
+        if ours
+            || hop_bit(name) != 0
+            || *k == header::HOST
+            || *k == header::CONTENT_LENGTH
+            || named.iter().any(|t| t.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        field(out, name, &[v.as_bytes()]);
+    }
+    let c = adds.client;
+    if adds.forwarded {
+        let has = |bit: u8| scan.forwarding & bit != 0;
+        let ip = ip_text(c.ip);
+        list(out, h, has(FWD_FOR), X_FORWARDED_FOR, Some(ip.as_bytes()));
+        let host = c.host.map(str::as_bytes).filter(|v| valid(v));
+        list(out, h, has(FWD_HOST), X_FORWARDED_HOST, host);
+        let server = Some(c.server_name.as_bytes()).filter(|v| valid(v));
+        list(out, h, has(FWD_SERVER), X_FORWARDED_SERVER, server);
+        if valid(c.proto.as_bytes()) {
+            field(out, "x-forwarded-proto", &[c.proto.as_bytes()]);
+        }
+        // RFC 7239 §6: IPv6 addresses are quoted and bracketed.
+        let v6 = matches!(c.ip, IpAddr::V6(_));
+        let mut fwd = Vec::with_capacity(64);
+        fwd.extend_from_slice(if v6 { b"for=\"[" } else { b"for=" });
+        fwd.extend_from_slice(ip.as_bytes());
+        if v6 {
+            fwd.extend_from_slice(b"]\"");
+        }
+        fwd.extend_from_slice(b";proto=");
+        fwd.extend_from_slice(c.proto.as_bytes());
+        if let Some(host) = host {
+            fwd.extend_from_slice(b";host=\"");
+            fwd.extend(host.iter().filter(|&&b| b != b'"'));
+            fwd.push(b'"');
+        }
+        if valid(&fwd) {
+            list(out, h, has(FWD_FORWARDED), FORWARDED, Some(&fwd));
+        }
+    }
+    if let Some(version) = adds.via {
+        let server = Some(c.server_name.as_bytes()).filter(|v| valid(v));
+        let ours = server.map(|s| [version.as_bytes(), &b" "[..], s]);
+        list_of(out, h, scan.via, header::VIA, ours.as_ref().map(|p| &p[..]));
+    }
+}
+
+/// One field line from its value's pieces.
+fn field(out: &mut Vec<u8>, name: &str, value: &[&[u8]]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    for p in value {
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A list field: the values the client sent (`present`), then ours; nothing when there
+/// is neither.
+fn list(out: &mut Vec<u8>, h: &HeaderMap, present: bool, name: HeaderName, ours: Option<&[u8]>) {
+    list_of(
+        out,
+        h,
+        present,
+        name,
+        ours.as_ref().map(std::slice::from_ref),
+    );
+}
+
+fn list_of(
+    out: &mut Vec<u8>,
+    h: &HeaderMap,
+    present: bool,
+    name: HeaderName,
+    ours: Option<&[&[u8]]>,
 ) {
-    let has = |bit: u8| scan.forwarding & bit != 0;
-    let ip = ip_text(c.ip);
-    if has(FWD_FOR) {
-        append_list(h, X_FORWARDED_FOR, &ip.to_string());
-    } else if let Ok(v) = HeaderValue::from_bytes(ip.as_bytes()) {
-        h.insert(X_FORWARDED_FOR, v);
-    }
-    if let Some(host) = c.host {
-        // The client's own Host value, shared rather than copied, when it is the first hop.
-        let own = scan
-            .host
-            .as_ref()
-            .filter(|v| v.as_bytes() == host.as_bytes());
-        match own {
-            Some(v) if !has(FWD_HOST) => {
-                h.insert(X_FORWARDED_HOST, v.clone());
+    let start = out.len();
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    let empty = out.len();
+    if present {
+        for v in h.get_all(&name).iter().filter(|v| !v.is_empty()) {
+            if out.len() > empty {
+                out.extend_from_slice(b", ");
             }
-            _ => append_list(h, X_FORWARDED_HOST, host),
+            out.extend_from_slice(v.as_bytes());
         }
     }
-    match server {
-        Some(v) if !has(FWD_SERVER) => {
-            h.insert(X_FORWARDED_SERVER, v.clone());
+    if let Some(ours) = ours {
+        if out.len() > empty {
+            out.extend_from_slice(b", ");
         }
-        _ => append_list(h, X_FORWARDED_SERVER, c.server_name),
+        for p in ours {
+            out.extend_from_slice(p);
+        }
     }
-    let proto = match c.proto {
-        "http" => Some(HeaderValue::from_static("http")),
-        "https" => Some(HeaderValue::from_static("https")),
-        p => HeaderValue::from_str(p).ok(),
-    };
-    if let Some(v) = proto {
-        h.insert(X_FORWARDED_PROTO, v);
-    }
-    // RFC 7239 §6: IPv6 addresses are quoted and bracketed. Built at its exact length,
-    // so its buffer becomes the value's without a copy or a second allocation.
-    let v6 = matches!(c.ip, IpAddr::V6(_));
-    let host_len = c
-        .host
-        .map_or(0, |h| 8 + h.bytes().filter(|&b| b != b'"').count());
-    let len = 4 + ip.as_bytes().len() + if v6 { 4 } else { 0 } + 7 + c.proto.len() + host_len;
-    let mut fwd = String::with_capacity(len);
-    fwd.push_str("for=");
-    if v6 {
-        fwd.push_str("\"[");
-        ip.push_to(&mut fwd);
-        fwd.push_str("]\"");
+    if out.len() == empty {
+        out.truncate(start);
     } else {
-        ip.push_to(&mut fwd);
+        out.extend_from_slice(b"\r\n");
     }
-    fwd.push_str(";proto=");
-    fwd.push_str(c.proto);
-    if let Some(host) = c.host {
-        fwd.push_str(";host=\"");
-        if host.contains('"') {
-            fwd.extend(host.chars().filter(|&ch| ch != '"'));
-        } else {
-            fwd.push_str(host);
-        }
-        fwd.push('"');
-    }
-    debug_assert_eq!(fwd.len(), len);
-    if has(FWD_FORWARDED) {
-        append_owned(h, FORWARDED, fwd);
-    } else {
-        insert_owned(h, FORWARDED, fwd);
-    }
+}
+
+/// A value that can go in a field line as it is (RFC 9110 §5.5: no CR, LF or NUL, no
+/// other control but tab).
+fn valid(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 /// An address as text, without an allocation for IPv4.
@@ -270,14 +275,6 @@ impl IpText {
         match self {
             IpText::V4(b, n) => &b[..*n],
             IpText::Other(s) => s.as_bytes(),
-        }
-    }
-
-    /// Appends the text (ASCII digits and dots for IPv4: no UTF-8 check needed).
-    fn push_to(&self, s: &mut String) {
-        match self {
-            IpText::V4(b, n) => s.extend(b[..*n].iter().map(|&c| char::from(c))),
-            IpText::Other(t) => s.push_str(t),
         }
     }
 }
@@ -315,48 +312,6 @@ fn ip_text(ip: IpAddr) -> IpText {
     IpText::V4(b, n)
 }
 
-/// `Via: 1.1 name` (RFC 9110 §7.6.3), appended to what earlier hops wrote.
-pub fn add_via(h: &mut HeaderMap, version: http::Version, server_name: &str) {
-    let v = match version {
-        http::Version::HTTP_10 => "1.0",
-        http::Version::HTTP_2 => "2.0",
-        _ => "1.1",
-    };
-    append_list(h, header::VIA, &format!("{v} {server_name}"));
-}
-
-fn append_list(h: &mut HeaderMap, name: HeaderName, value: &str) {
-    match h.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(old) if !old.is_empty() => {
-            let joined = format!("{old}, {value}");
-            insert_owned(h, name, joined);
-        }
-        _ => {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                h.insert(name, v);
-            }
-        }
-    }
-}
-
-/// [`append_list`] with a value already owned (no second copy when it is the first).
-fn append_owned(h: &mut HeaderMap, name: HeaderName, value: String) {
-    match h.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(old) if !old.is_empty() => {
-            let joined = format!("{old}, {value}");
-            insert_owned(h, name, joined);
-        }
-        _ => insert_owned(h, name, value),
-    }
-}
-
-/// The text as a header value, its buffer handed over rather than copied.
-fn insert_owned(h: &mut HeaderMap, name: HeaderName, value: String) {
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
-        h.insert(name, v);
-    }
-}
-
 /// ProxyPassReverse: a Location, Content-Location or URI header that starts with a
 /// backend URL gets that prefix replaced by the public path.
 pub fn reverse(h: &mut HeaderMap, pairs: &[(String, String)], front: &str) {
@@ -388,21 +343,23 @@ pub fn reverse(h: &mut HeaderMap, pairs: &[(String, String)], front: &str) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hop_by_hop_removed_with_connection_tokens() {
-        let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("close, X-Secret"));
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("te", HeaderValue::from_static("trailers"));
-        h.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, vec!["x-kept"]);
+    fn fields(h: &HeaderMap, adds: &Adds<'_>) -> String {
+        let mut out = Vec::new();
+        write_fields(&mut out, h, &RequestScan::of(h), adds);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn client(ip: &str) -> ClientSide<'static> {
+        ClientSide {
+            ip: ip.parse().unwrap(),
+            host: Some("example.org"),
+            proto: "https",
+            server_name: "front",
+        }
     }
 
     #[test]
-    fn connection_tokens_in_any_case_and_on_several_lines() {
+    fn hop_by_hop_left_out_with_connection_tokens() {
         let mut h = HeaderMap::new();
         h.append("connection", HeaderValue::from_static("Keep-Alive, X-One"));
         h.append("connection", HeaderValue::from_static("x-two"));
@@ -411,13 +368,17 @@ mod tests {
         h.insert("x-two", HeaderValue::from_static("2"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
         h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("host", HeaderValue::from_static("h"));
+        h.insert("content-length", HeaderValue::from_static("5"));
         h.insert("x-kept", HeaderValue::from_static("1"));
-        let scan = RequestScan::of(&h);
-        assert_eq!(scan.upgrade.as_ref().unwrap(), "websocket");
-        assert!(!scan.connection_upgrade);
-        strip_present(&mut h, scan.hop);
-        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, vec!["x-kept"]);
+        let c = client("192.0.2.1");
+        let adds = Adds {
+            client: &c,
+            forwarded: false,
+            via: None,
+        };
+        assert_eq!(fields(&h, &adds), "x-kept: 1\r\n");
     }
 
     #[test]
@@ -438,26 +399,28 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_appends() {
+    fn forwarding_fields_extend_what_earlier_proxies_wrote() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.9"));
-        let scan = RequestScan::of(&h);
-        add_forwarded(
-            &mut h,
-            &ClientSide {
-                ip: "::1".parse().unwrap(),
-                host: Some("example.org"),
-                proto: "https",
-                server_name: "front",
-            },
-            None,
-            &scan,
-        );
-        assert_eq!(h["x-forwarded-for"], "192.0.2.9, ::1");
-        assert_eq!(h["x-forwarded-proto"], "https");
+        h.append("x-forwarded-for", HeaderValue::from_static("192.0.2.9"));
+        h.append("x-forwarded-for", HeaderValue::from_static("192.0.2.10"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        h.insert("via", HeaderValue::from_static("1.0 a"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        let c = client("::1");
+        let adds = Adds {
+            client: &c,
+            forwarded: true,
+            via: Some("1.1"),
+        };
         assert_eq!(
-            h["forwarded"],
-            "for=\"[::1]\";proto=https;host=\"example.org\""
+            fields(&h, &adds),
+            "accept: */*\r\n\
+             x-forwarded-for: 192.0.2.9, 192.0.2.10, ::1\r\n\
+             x-forwarded-host: example.org\r\n\
+             x-forwarded-server: front\r\n\
+             x-forwarded-proto: https\r\n\
+             forwarded: for=\"[::1]\";proto=https;host=\"example.org\"\r\n\
+             via: 1.0 a, 1.1 front\r\n"
         );
     }
 

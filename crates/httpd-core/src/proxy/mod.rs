@@ -2,7 +2,8 @@
 //!
 //! - [`Proxy::build`] turns a host's `ProxyPass`/`ProxyPassMatch`/`ProxyPassReverse` and
 //!   the config's balancers into rules, each with a pooled keep-alive client
-//!   (`client`: hyper's HTTP/1.1 connections, driven by the request's own task).
+//!   (`client`; `wire` speaks HTTP/1.1 on its connections, driven by the request's own
+//!   task).
 //! - [`Proxy::route`]: rules are tried in config order and the first match wins (Apache's
 //!   rule, DESIGN.md); a `!` rule excludes.
 //! - [`forward`]: headers rewritten ([`headers`]), bodies streamed both ways (hyper's
@@ -14,6 +15,7 @@
 pub mod balancer;
 mod client;
 pub mod headers;
+mod wire;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,12 +23,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Uri};
+use http::{Response, StatusCode, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use httpd_conftest::model;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 use crate::body::Body;
 use crate::body_timer::{BodyTimer, TimedBody};
@@ -45,15 +46,6 @@ pub struct Proxy {
     add_headers: bool,
     via: bool,
     timeout: Duration,
-    /// X-Forwarded-Server and Via values for this host's server name, built on first use
-    /// (the name is compared on every request, the values are shared).
-    named: std::sync::OnceLock<Named>,
-}
-
-struct Named {
-    name: String,
-    forwarded_server: HeaderValue,
-    via_11: HeaderValue,
 }
 
 pub struct Rule {
@@ -179,7 +171,6 @@ impl Proxy {
             add_headers: h.proxy.add_headers,
             via: matches!(h.proxy.via.to_ascii_lowercase().as_str(), "on" | "full"),
             timeout: h.proxy.timeout.unwrap_or(h.timeout),
-            named: std::sync::OnceLock::new(),
         }))
     }
 
@@ -324,42 +315,42 @@ pub async fn forward(
         .allowed_upgrade(scan.upgrade.as_ref())
         .filter(|_| can_upgrade && scan.connection_upgrade)
         .cloned();
-    let mut h = parts.headers.clone();
-    // Room for what is added below, at once (a copy has no room to spare).
-    h.reserve(8);
-    // HTTP/2 names the host in its :authority, not in a Host field: the backend (HTTP/1.1)
-    // gets the client's host (the pipeline's `client.host`) as Host, which ProxyPreserveHost
-    // keeps.
-    if scan.host.is_none() {
-        if let Some(v) = f.client.host.and_then(|a| HeaderValue::from_str(a).ok()) {
-            h.insert(header::HOST, v);
-        }
-    }
-    headers::strip_present(&mut h, scan.hop);
-    if let Some(u) = &upgrade {
-        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        h.insert(header::UPGRADE, u.clone());
-    }
-    let named = f.proxy.named.get_or_init(|| Named {
-        name: f.client.server_name.to_string(),
-        forwarded_server: HeaderValue::from_str(f.client.server_name)
-            .unwrap_or(HeaderValue::from_static("httpd")),
-        via_11: HeaderValue::from_str(&format!("1.1 {}", f.client.server_name))
-            .unwrap_or(HeaderValue::from_static("1.1 httpd")),
+    // The client's Host, or an HTTP/2 request's :authority (HTTP/2 has no Host field,
+    // the pipeline's `client.host` falls back to it), which ProxyPreserveHost keeps.
+    let client_host = match &scan.host {
+        Some(v) => Some(v.as_bytes()),
+        None => f.client.host.map(str::as_bytes),
+    };
+    // Every field but Host and the framing, the same for every attempt.
+    let mut fields = Vec::with_capacity(512);
+    let via = f.proxy.via.then_some(match parts.version {
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2.0",
+        _ => "1.1",
     });
-    let named = (named.name == f.client.server_name).then_some(named);
-    if f.proxy.add_headers {
-        headers::add_forwarded(&mut h, &f.client, named.map(|n| &n.forwarded_server), &scan);
-    }
-    if f.proxy.via {
-        match named {
-            Some(n) if parts.version == http::Version::HTTP_11 && !scan.via => {
-                h.insert(header::VIA, n.via_11.clone());
-            }
-            _ => headers::add_via(&mut h, parts.version, f.client.server_name),
-        }
+    let adds = headers::Adds {
+        client: &f.client,
+        forwarded: f.proxy.add_headers,
+        via,
+    };
+    headers::write_fields(&mut fields, &parts.headers, &scan, &adds);
+    if let Some(u) = &upgrade {
+        fields.extend_from_slice(b"connection: upgrade\r\nupgrade: ");
+        fields.extend_from_slice(u.as_bytes());
+        fields.extend_from_slice(b"\r\n");
     }
     let has_body = f.has_body;
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = match (has_body, length) {
+        (true, Some(n)) => wire::Declared::Length(n),
+        (true, None) => wire::Declared::Chunked,
+        // An empty body the client declared stays declared (a POST with no body).
+        (false, Some(_)) => wire::Declared::Length(0),
+        (false, None) => wire::Declared::Nothing,
+    };
     let limit = usize::try_from(f.limit).unwrap_or(usize::MAX);
     let mut body = Some(body);
     let timeout = f.rule.timeout.unwrap_or(f.proxy.timeout);
@@ -389,28 +380,20 @@ pub async fn forward(
             tracing::error!(url = %url, query = ?parts.uri.query(), "bad backend URL");
             (error_page::builtin(StatusCode::INTERNAL_SERVER_ERROR), true)
         };
-        let (origin, uri) = match fixed {
+        let (origin, target) = match fixed {
             Some((o, rest)) => {
                 let path = if rest.is_empty() { "/" } else { rest };
-                // The client's own target when the backend path is the same (a rule
-                // mapping `/` to `/`): shared, not copied and parsed again.
-                let same = parts.uri.path_and_query().filter(|pq| pq.path() == path);
-                let pq = match parts.uri.query() {
-                    _ if same.is_some() => Ok(same.cloned().map(Uri::from).unwrap_or_default()),
+                let target = match parts.uri.query() {
                     Some(q) => {
                         let mut t = String::with_capacity(path.len() + 1 + q.len());
                         t.push_str(path);
                         t.push('?');
                         t.push_str(q);
-                        Uri::try_from(t)
+                        std::borrow::Cow::Owned(t)
                     }
-                    None if path == "/" => Ok(Uri::from_static("/")),
-                    None => Uri::try_from(path.to_string()),
+                    None => std::borrow::Cow::Borrowed(path),
                 };
-                match pq {
-                    Ok(u) => (std::borrow::Cow::Borrowed(o), u),
-                    Err(_) => return bad_url(),
-                }
+                (std::borrow::Cow::Borrowed(o), target)
             }
             None => {
                 let full = match parts.uri.query() {
@@ -423,11 +406,12 @@ pub async fn forward(
                 };
                 match client::Origin::of(&u) {
                     Ok(o) => {
-                        let pq = match u.path_and_query() {
-                            Some(pq) => Uri::from(pq.clone()),
-                            None => Uri::from_static("/"),
-                        };
-                        (std::borrow::Cow::Owned(o), pq)
+                        let pq = u.path_and_query().map_or("/", |pq| pq.as_str());
+                        let pq = if pq.is_empty() { "/" } else { pq };
+                        (
+                            std::borrow::Cow::Owned(o),
+                            std::borrow::Cow::Owned(pq.to_string()),
+                        )
                     }
                     Err(e) => {
                         tracing::error!(backend = %url, error = %chain(&e), "backend failed");
@@ -436,30 +420,38 @@ pub async fn forward(
                 }
             }
         };
-        // Balancer requests may be retried on another member: keep a copy.
-        let mut hh = if member.is_some() {
-            h.clone()
-        } else {
-            std::mem::take(&mut h)
-        };
-        // The backend's own name, unless the client's is preserved (and there is one).
-        if !f.proxy.preserve_host || !hh.contains_key(header::HOST) {
-            if let Some(v) = &origin.host_value {
-                hh.insert(header::HOST, v.clone());
-            }
+        // RFC 9112 §3.2: the target goes on the request line as it is, so it must be
+        // visible ASCII (what a parsed URI holds).
+        if !target.bytes().all(|b| b.is_ascii_graphic()) {
+            return bad_url();
         }
-        let req_body: ReqBody = match body.take() {
-            // An HTTP/2 stream's body carries its own RequestReadTimeout.
-            Some(b) if has_body => match parts.extensions.get::<BodyTimer>() {
-                Some(t) => Limited::new(TimedBody::new(b, t.clock()), limit).boxed_unsync(),
-                None => Limited::new(b, limit).boxed_unsync(),
-            },
-            _ => Empty::new().map_err(|e| match e {}).boxed_unsync(),
+        // The backend's own name, unless the client's is preserved (and there is one).
+        let host = match client_host {
+            Some(h) if f.proxy.preserve_host => Some(h),
+            _ => origin
+                .host_value
+                .as_ref()
+                .map(|v| v.as_bytes())
+                .or(client_host),
         };
-        let mut req = Request::new(req_body);
-        *req.method_mut() = parts.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = hh;
+        let head = wire::request_head(&parts.method, &target, host, &fields, &declared);
+        let upload = match body.take() {
+            // An HTTP/2 stream's body carries its own RequestReadTimeout.
+            Some(b) if has_body => {
+                let b: ReqBody = match parts.extensions.get::<BodyTimer>() {
+                    Some(t) => Limited::new(TimedBody::new(b, t.clock()), limit).boxed_unsync(),
+                    None => Limited::new(b, limit).boxed_unsync(),
+                };
+                Some(wire::Upload::new(b, length))
+            }
+            _ => None,
+        };
+        let out = client::Outgoing {
+            head,
+            head_method: parts.method == http::Method::HEAD,
+            idempotent: parts.method.is_idempotent(),
+            upload,
+        };
         if let Some((b, i)) = member {
             b.members[i].busy.fetch_add(1, Ordering::Relaxed);
         }
@@ -467,7 +459,7 @@ pub async fn forward(
         let sent = f
             .rule
             .client
-            .request(&origin, req, upgrade.is_some(), deadline)
+            .request(&origin, out, upgrade.is_some(), deadline)
             .await;
         if let Some((b, i)) = member {
             b.members[i].busy.fetch_sub(1, Ordering::Relaxed);
@@ -535,37 +527,23 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// has written the 101 (a backend that refuses the upgrade is relayed as any response).
 fn relay(
     f: &Forward<'_>,
-    mut resp: Response<client::ProxyBody>,
+    resp: Response<wire::ProxyBody>,
     parts: &http::request::Parts,
     upgrading: bool,
 ) -> Response<Body> {
-    let switching = upgrading && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if switching {
-        let backend = hyper::upgrade::on(&mut resp);
+    // The backend's hop-by-hop fields were left out as its head was read; a 101 keeps
+    // its Upgrade.
+    let (mut rp, body) = resp.into_parts();
+    if upgrading && rp.status == StatusCode::SWITCHING_PROTOCOLS {
         // A tunnel quiet both ways for the rule's timeout (ProxyTimeout) is closed.
         let idle = f.rule.timeout.unwrap_or(f.proxy.timeout);
-        f.conn.set_tunnel(Box::pin(async move {
-            match backend.await {
-                Ok(up) => Some(Box::new(client::IdleTimeout::new(TokioIo::new(up), idle))
-                    as Box<dyn crate::connection::TunnelIo>),
-                Err(e) => {
-                    tracing::error!(error = %e, "backend upgrade failed");
-                    None
-                }
-            }
-        }));
-    }
-    let upgrade_hdr = switching
-        .then(|| resp.headers().get(header::UPGRADE).cloned())
-        .flatten();
-    let (mut rp, body) = resp.into_parts();
-    headers::strip_hop_by_hop(&mut rp.headers);
-    if switching {
+        let tunnel = body.into_tunnel().map(|(io, early)| {
+            Box::new(client::IdleTimeout::new(io, early, idle))
+                as Box<dyn crate::connection::TunnelIo>
+        });
+        f.conn.set_tunnel(Box::pin(std::future::ready(tunnel)));
         rp.headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        if let Some(u) = upgrade_hdr {
-            rp.headers.insert(header::UPGRADE, u);
-        }
         return Response::from_parts(rp, Body::empty());
     }
     if !f.proxy.reverse.is_empty() {
