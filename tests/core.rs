@@ -568,7 +568,8 @@ fn parked_connections_are_served_counted_and_timed_out() {
     assert_eq!(workers(core.addr), (1, 0));
 }
 
-/// A reload leaves parked connections open and answering; a graceful stop closes them
+/// A reload leaves parked connections open and answering; the next request's head on a
+/// parked connection has RequestReadTimeout's header limit; a graceful stop closes them
 /// at once (it does not wait for their KeepAliveTimeout, nor GracefulShutdownTimeout).
 #[test]
 fn parked_connections_survive_a_reload_and_close_at_a_stop() {
@@ -576,7 +577,7 @@ fn parked_connections_survive_a_reload_and_close_at_a_stop() {
     let mut core = start(
         &sb,
         &format!(
-            "{}KeepAliveTimeout 60\nGracefulShutdownTimeout 60\n",
+            "{}KeepAliveTimeout 60\nGracefulShutdownTimeout 60\nRequestReadTimeout header=1\n",
             docroot(&sb)
         ),
     );
@@ -584,6 +585,15 @@ fn parked_connections_survive_a_reload_and_close_at_a_stop() {
     signal(core.server.pid(), "HUP");
     core.server.wait_for_line("configuration reloaded");
     every_tenth_answers(&mut conns);
+    // Slowloris on a parked connection: closed by the header limit (KeepAliveTimeout
+    // and the stop are a minute away).
+    conns[1]
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    assert!(
+        closed_by_server(&mut conns[1]),
+        "a stalled head outlived its limit"
+    );
     std::thread::sleep(Duration::from_millis(400));
     signal(core.server.pid(), "TERM");
     for (i, s) in conns.iter_mut().enumerate() {
