@@ -1,6 +1,6 @@
 //! The proxy's client: a small pool of idle keep-alive connections per rule (keyed by
 //! the backend's authority), and the exchange of one request on one of them ([`wire`]
-//! speaks the HTTP/1.1).
+//! and [`response`] speak the HTTP/1.1).
 //!
 //! A pooled connection is not a spawned task: the request's own task drives it, first
 //! while the request is sent and the response head awaited, then from the response body
@@ -11,6 +11,7 @@
 //! a 101 it becomes the backend's end of the tunnel.
 //!
 //! [`wire`]: super::wire
+//! [`response`]: super::response
 
 use std::fmt;
 use std::future::Future;
@@ -19,24 +20,30 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use http::{Response, Uri};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-use super::wire::{self, Conn, Exchange, Failed, ProxyBody, Upload};
+use super::response::{self, ProxyBody};
+use super::wire::{self, Conn, Exchange, Failed, Upload};
 use crate::listener::Stream;
 
-/// An idle connection older than this is closed rather than reused.
+/// A connection whose last request started longer ago than this is closed rather than
+/// reused. Timed from the request's start, which the request read the clock for
+/// anyway, rather than from its end: no clock read of the pool's own.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept per rule, at most.
 const MAX_IDLE: usize = 1024;
 
 struct Idle {
     key: Arc<str>,
-    since: Instant,
+    /// Not reused from then on (its last request's start + IDLE_TIMEOUT).
+    expires: Instant,
     conn: Conn,
 }
 
@@ -175,14 +182,16 @@ impl Client {
     }
 
     /// Sends `out` to `origin` and returns the response head, or
-    /// [`ClientError::Timeout`] when it has not come by `deadline`. `upgrade`: the
-    /// request asks to switch protocols, so it gets a connection of its own.
+    /// [`ClientError::Timeout`] when it has not come by `deadline`. `now`: when the
+    /// request started. `upgrade`: the request asks to switch protocols, so it gets a
+    /// connection of its own.
     pub async fn request(
         self: &Arc<Self>,
         origin: &Origin,
         out: Outgoing,
         upgrade: bool,
-        deadline: tokio::time::Instant,
+        now: Instant,
+        deadline: Instant,
     ) -> Result<Response<ProxyBody>, ClientError> {
         let key = &origin.authority;
         let Outgoing {
@@ -192,11 +201,15 @@ impl Client {
             mut upload,
         } = out;
         loop {
-            let pooled = if upgrade { None } else { self.checkout(key) };
+            let pooled = if upgrade {
+                None
+            } else {
+                self.checkout(key, now)
+            };
             let reused = pooled.is_some();
             let mut conn = match pooled {
                 Some(mut c) => {
-                    c.set_deadline(deadline);
+                    c.begin(now, deadline);
                     c
                 }
                 None => {
@@ -204,7 +217,7 @@ impl Client {
                     // on every request) is only as big as its largest state.
                     let open = Box::pin(self.connect(&origin.host, origin.port));
                     match tokio::time::timeout_at(deadline, open).await {
-                        Ok(io) => Conn::new(io?, deadline),
+                        Ok(io) => Conn::new(io?, now, deadline),
                         Err(_) => return Err(ClientError::Timeout),
                     }
                 }
@@ -218,7 +231,7 @@ impl Client {
             match wire::exchange(&mut conn, x).await {
                 Ok(h) => {
                     let home = (!upgrade).then(|| (Arc::clone(self), Arc::clone(key)));
-                    return Ok(wire::response(conn, h, upload, home));
+                    return Ok(response::of(conn, h, upload, home));
                 }
                 // A stale pooled connection: another one gets the request.
                 Err(Failed::Unused) => {}
@@ -258,14 +271,13 @@ impl Client {
 
     /// The most recently used idle connection to `key` (the freshest, the least likely to
     /// have been closed by the backend).
-    fn checkout(&self, key: &str) -> Option<Conn> {
+    fn checkout(&self, key: &str, now: Instant) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let i = idle.iter().rposition(|e| &*e.key == key)?;
         let e = idle.remove(i);
-        if e.since.elapsed() > IDLE_TIMEOUT {
+        if e.expires <= now {
             // This was the newest for its key: every older one has expired too.
-            let now = Instant::now();
-            idle.retain(|e| now.duration_since(e.since) <= IDLE_TIMEOUT);
+            idle.retain(|e| e.expires > now);
             return None;
         }
         Some(e.conn)
@@ -278,7 +290,7 @@ impl Client {
         }
         idle.push(Idle {
             key,
-            since: Instant::now(),
+            expires: conn.started() + IDLE_TIMEOUT,
             conn,
         });
     }
@@ -307,7 +319,7 @@ impl<T> IdleTimeout<T> {
     }
 
     fn active(&mut self) {
-        let next = tokio::time::Instant::now() + self.idle;
+        let next = Instant::now() + self.idle;
         self.deadline.as_mut().reset(next);
     }
 

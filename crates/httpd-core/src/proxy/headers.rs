@@ -165,38 +165,34 @@ pub fn write_fields(out: &mut Vec<u8>, h: &HeaderMap, scan: &RequestScan, adds: 
         field(out, name, &[v.as_bytes()]);
     }
     let c = adds.client;
+    let host = c.host.map(str::as_bytes).filter(|v| valid(v));
+    let server = Some(c.server_name.as_bytes()).filter(|v| valid(v));
     if adds.forwarded {
         let has = |bit: u8| scan.forwarding & bit != 0;
         let ip = ip_text(c.ip);
         list(out, h, has(FWD_FOR), X_FORWARDED_FOR, Some(ip.as_bytes()));
-        let host = c.host.map(str::as_bytes).filter(|v| valid(v));
         list(out, h, has(FWD_HOST), X_FORWARDED_HOST, host);
-        let server = Some(c.server_name.as_bytes()).filter(|v| valid(v));
         list(out, h, has(FWD_SERVER), X_FORWARDED_SERVER, server);
-        if valid(c.proto.as_bytes()) {
-            field(out, "x-forwarded-proto", &[c.proto.as_bytes()]);
-        }
-        // RFC 7239 §6: IPv6 addresses are quoted and bracketed.
-        let v6 = matches!(c.ip, IpAddr::V6(_));
-        let mut fwd = Vec::with_capacity(64);
-        fwd.extend_from_slice(if v6 { b"for=\"[" } else { b"for=" });
-        fwd.extend_from_slice(ip.as_bytes());
-        if v6 {
-            fwd.extend_from_slice(b"]\"");
-        }
-        fwd.extend_from_slice(b";proto=");
-        fwd.extend_from_slice(c.proto.as_bytes());
-        if let Some(host) = host {
-            fwd.extend_from_slice(b";host=\"");
-            fwd.extend(host.iter().filter(|&&b| b != b'"'));
-            fwd.push(b'"');
-        }
-        if valid(&fwd) {
-            list(out, h, has(FWD_FORWARDED), FORWARDED, Some(&fwd));
+        let proto = Some(c.proto.as_bytes()).filter(|v| valid(v));
+        if let Some(proto) = proto {
+            field(out, "x-forwarded-proto", &[proto]);
+            // RFC 7239 §6: IPv6 addresses are quoted and bracketed; the host is a
+            // quoted-string, so it loses any quote of its own.
+            let (open, close): (&[u8], &[u8]) = match c.ip {
+                IpAddr::V6(_) => (b"for=\"[", b"]\";proto="),
+                IpAddr::V4(_) => (b"for=", b";proto="),
+            };
+            let unquoted: Option<Vec<u8>> = host
+                .filter(|v| v.contains(&b'"'))
+                .map(|v| v.iter().copied().filter(|&b| b != b'"').collect());
+            let fwd: [&[u8]; 7] = match unquoted.as_deref().or(host) {
+                Some(host) => [open, ip.as_bytes(), close, proto, b";host=\"", host, b"\""],
+                None => [open, ip.as_bytes(), close, proto, b"", b"", b""],
+            };
+            list_of(out, h, has(FWD_FORWARDED), FORWARDED, Some(&fwd));
         }
     }
     if let Some(version) = adds.via {
-        let server = Some(c.server_name.as_bytes()).filter(|v| valid(v));
         let ours = server.map(|s| [version.as_bytes(), &b" "[..], s]);
         list_of(out, h, scan.via, header::VIA, ours.as_ref().map(|p| &p[..]));
     }
@@ -261,7 +257,9 @@ fn list_of(
 /// A value that can go in a field line as it is (RFC 9110 §5.5: no CR, LF or NUL, no
 /// other control but tab).
 fn valid(v: &[u8]) -> bool {
-    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    // A fold rather than `all`: no early exit, so it runs over whole vectors.
+    v.iter()
+        .fold(true, |ok, &b| ok & (b == b'\t' || (b >= 0x20 && b != 0x7f)))
 }
 
 /// An address as text, without an allocation for IPv4.

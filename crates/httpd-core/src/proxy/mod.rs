@@ -2,8 +2,8 @@
 //!
 //! - [`Proxy::build`] turns a host's `ProxyPass`/`ProxyPassMatch`/`ProxyPassReverse` and
 //!   the config's balancers into rules, each with a pooled keep-alive client
-//!   (`client`; `wire` speaks HTTP/1.1 on its connections, driven by the request's own
-//!   task).
+//!   (`client`; `wire` and `response` speak HTTP/1.1 on its connections, driven by the
+//!   request's own task).
 //! - [`Proxy::route`]: rules are tried in config order and the first match wins (Apache's
 //!   rule, DESIGN.md); a `!` rule excludes.
 //! - [`forward`]: headers rewritten ([`headers`]), bodies streamed both ways (hyper's
@@ -15,6 +15,7 @@
 pub mod balancer;
 mod client;
 pub mod headers;
+mod response;
 mod wire;
 
 use std::sync::atomic::Ordering;
@@ -455,11 +456,11 @@ pub async fn forward(
         if let Some((b, i)) = member {
             b.members[i].busy.fetch_add(1, Ordering::Relaxed);
         }
-        let deadline = tokio::time::Instant::now() + timeout;
+        let now = tokio::time::Instant::now();
         let sent = f
             .rule
             .client
-            .request(&origin, out, upgrade.is_some(), deadline)
+            .request(&origin, out, upgrade.is_some(), now, now + timeout)
             .await;
         if let Some((b, i)) = member {
             b.members[i].busy.fetch_sub(1, Ordering::Relaxed);
@@ -527,7 +528,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// has written the 101 (a backend that refuses the upgrade is relayed as any response).
 fn relay(
     f: &Forward<'_>,
-    resp: Response<wire::ProxyBody>,
+    resp: Response<response::ProxyBody>,
     parts: &http::request::Parts,
     upgrading: bool,
 ) -> Response<Body> {
