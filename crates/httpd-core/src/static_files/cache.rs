@@ -44,8 +44,9 @@ const MAX_TOTAL: usize = 64 * 1024 * 1024;
 const MAX_LARGE_TOTAL: usize = 32 * 1024 * 1024;
 /// Bound on the first-request marks of large files.
 const MAX_MARKS: usize = 4096;
-/// Bound on the negative entries: past it the expired ones are dropped, and all of them
-/// when none had expired (a client asking for many made-up paths).
+/// Bound on the negative entries: past it they are all dropped, so one scan of the map
+/// pays for this many insertions (a client asking for many made-up paths, at any rate,
+/// costs a reopen at worst; dropping only the expired ones could scan at every insertion).
 pub const MAX_MISSING: usize = 4096;
 /// Longer paths are not remembered as missing.
 pub const MAX_MISSING_NAME: usize = 256;
@@ -162,28 +163,17 @@ impl FileCache {
         if rel.len() > MAX_MISSING_NAME {
             return;
         }
-        let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if self.missing.load(Ordering::Relaxed) >= MAX_MISSING {
-            for expired in [true, false] {
-                for roots in map.values_mut() {
-                    roots.retain(|_, e| match e {
-                        Entry::Missing(t) if !expired || now.duration_since(*t) >= TTL => {
-                            self.missing.fetch_sub(1, Ordering::Relaxed);
-                            false
-                        }
-                        _ => true,
-                    });
-                }
-                if self.missing.load(Ordering::Relaxed) < MAX_MISSING {
-                    break;
-                }
+            for roots in map.values_mut() {
+                roots.retain(|_, e| matches!(e, Entry::File(_)));
             }
+            self.missing.store(0, Ordering::Relaxed);
         }
         let old = map
             .entry(root)
             .or_default()
-            .insert(Box::from(rel), Entry::Missing(now));
+            .insert(Box::from(rel), Entry::Missing(Instant::now()));
         self.missing.fetch_add(1, Ordering::Relaxed);
         if let Some(old) = old {
             self.forget(&old, rel);
@@ -385,18 +375,15 @@ mod tests {
             c.put_missing(1, &format!("m{i}"));
         }
         assert_eq!(c.missing.load(Ordering::Relaxed), MAX_MISSING);
-        expire(&c, "m0");
+        assert!(is_missing(&c, "m0"));
         c.put_missing(1, "one-more");
-        assert!(c.get(1, "m0").is_none(), "the expired entry went first");
-        assert!(is_missing(&c, "m1"), "fresh ones stay while there is room");
-        assert_eq!(c.missing.load(Ordering::Relaxed), MAX_MISSING);
-        c.put_missing(1, "and-another");
         assert_eq!(
             c.missing.load(Ordering::Relaxed),
             1,
-            "none expired: all dropped"
+            "past the bound: all dropped"
         );
-        assert!(is_missing(&c, "and-another"));
+        assert!(c.get(1, "m0").is_none());
+        assert!(is_missing(&c, "one-more"));
         assert!(matches!(c.get(1, "real"), Some(Hit::File(_))), "files stay");
         c.put_missing(1, &"x".repeat(MAX_MISSING_NAME + 1));
         assert_eq!(
