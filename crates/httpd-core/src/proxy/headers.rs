@@ -51,6 +51,8 @@ pub struct RequestScan {
     pub connection_upgrade: bool,
     /// Via is present.
     pub via: bool,
+    /// The Content-Length value, when it is a number.
+    pub length: Option<u64>,
 }
 
 /// [`forward_bit`]s: forwarding headers the client sent, which ours append to.
@@ -100,6 +102,10 @@ impl RequestScan {
             if *k == header::HOST {
                 if first {
                     s.host = Some(v.clone());
+                }
+            } else if *k == header::CONTENT_LENGTH {
+                if first {
+                    s.length = v.to_str().ok().and_then(|v| v.parse().ok());
                 }
             } else if *k == header::VIA {
                 s.via = true;

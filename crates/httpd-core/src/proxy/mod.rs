@@ -304,17 +304,19 @@ pub async fn forward(
     parts: &mut http::request::Parts,
     body: Incoming,
 ) -> (Response<Body>, bool) {
-    // Only when the connection can be upgraded (HTTP/1.1 served with upgrades).
-    let can_upgrade = parts
-        .extensions
-        .get::<hyper::upgrade::OnUpgrade>()
-        .is_some();
     let scan = headers::RequestScan::of(&parts.headers);
-    // The client must also have listed Upgrade in Connection (RFC 9110 §7.8).
+    // The client must also have listed Upgrade in Connection (RFC 9110 §7.8), and the
+    // connection must be one that can be upgraded (HTTP/1.1 served with upgrades).
     let upgrade = f
         .rule
         .allowed_upgrade(scan.upgrade.as_ref())
-        .filter(|_| can_upgrade && scan.connection_upgrade)
+        .filter(|_| {
+            scan.connection_upgrade
+                && parts
+                    .extensions
+                    .get::<hyper::upgrade::OnUpgrade>()
+                    .is_some()
+        })
         .cloned();
     // The client's Host, or an HTTP/2 request's :authority (HTTP/2 has no Host field,
     // the pipeline's `client.host` falls back to it), which ProxyPreserveHost keeps.
@@ -341,10 +343,7 @@ pub async fn forward(
         fields.extend_from_slice(b"\r\n");
     }
     let has_body = f.has_body;
-    let length = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let length = scan.length;
     let declared = match (has_body, length) {
         (true, Some(n)) => wire::Declared::Length(n),
         (true, None) => wire::Declared::Chunked,
