@@ -568,11 +568,12 @@ fn parked_connections_are_served_counted_and_timed_out() {
     assert_eq!(workers(core.addr), (1, 0));
 }
 
-/// A reload leaves parked connections open and answering; the next request's head on a
-/// parked connection has RequestReadTimeout's header limit; a graceful stop closes them
-/// at once (it does not wait for their KeepAliveTimeout, nor GracefulShutdownTimeout).
+/// A reload closes parked connections (their next request gets the new configuration on
+/// a new connection); the next request's head on a parked connection has
+/// RequestReadTimeout's header limit; a graceful stop closes them at once (it does not
+/// wait for their KeepAliveTimeout, nor GracefulShutdownTimeout).
 #[test]
-fn parked_connections_survive_a_reload_and_close_at_a_stop() {
+fn parked_connections_close_at_a_reload_and_at_a_stop() {
     let sb = site();
     let mut core = start(
         &sb,
@@ -584,6 +585,10 @@ fn parked_connections_survive_a_reload_and_close_at_a_stop() {
     let mut conns = parked_clients(core.addr, 200);
     signal(core.server.pid(), "HUP");
     core.server.wait_for_line("configuration reloaded");
+    for (i, s) in conns.iter_mut().enumerate() {
+        assert!(closed_by_server(s), "connection {i} stayed open after HUP");
+    }
+    let mut conns = parked_clients(core.addr, 200);
     every_tenth_answers(&mut conns);
     // Slowloris on a parked connection: closed by the header limit (KeepAliveTimeout
     // and the stop are a minute away).

@@ -963,6 +963,10 @@ async fn serve_http1(mut conn: Conn, prefix: Bytes) {
     };
     drop(ctx);
     let state = Arc::clone(idle.open.state());
+    if !Arc::ptr_eq(&idle.site, &state.site()) {
+        // Reloaded since the connection started: closed, as those parked at the reload.
+        return;
+    }
     state.parking.park(stream, idle, left);
 }
 

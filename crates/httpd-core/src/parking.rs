@@ -11,6 +11,10 @@
 //! - the earliest KeepAliveTimeout deadline passes: the connections due are closed;
 //! - the server stops: every parked connection is closed.
 //!
+//! A reload closes them too ([`Parking::close_all`]), as Apache's and nginx's graceful
+//! restarts close idle keep-alive connections: their next request gets the new
+//! configuration on a new connection.
+//!
 //! A parked connection then costs its slot (144 bytes: [`Idle`] keeps no allocation of
 //! its own) and its deadline (16 bytes in a B-tree). Waiting in a task of its own cost
 //! about 1,400 bytes: the task, its future with a timer and a stop waiter, tokio's
@@ -175,17 +179,21 @@ impl Parking {
                 () = crate::server::stopped(&mut stop) => break,
             }
         }
-        let closed = {
+        let closed = self.close_all(true);
+        tracing::debug!(connections = closed, "stopping: idle connections closed");
+    }
+
+    /// Closes every parked connection (a reload: their next request would be served with
+    /// the old configuration); with `stop`, also those that go idle from now on.
+    pub fn close_all(&self, stop: bool) -> usize {
+        let slots = {
             let mut lot = lock(&self.lot);
-            lot.stopped = true;
-            lot.deadlines.clear();
-            lot.free.clear();
+            lot.stopped |= stop;
+            lot.deadlines = BTreeSet::new();
+            lot.free = Vec::new();
             std::mem::take(&mut lot.slots)
         };
-        tracing::debug!(
-            connections = closed.iter().flatten().count(),
-            "stopping: idle connections closed"
-        );
+        slots.iter().flatten().count()
     }
 
     /// Serves again the parked connections whose sockets turned readable; false when

@@ -48,9 +48,13 @@ impl ServerState {
         Arc::clone(&self.site.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Swaps in a new configuration; open connections keep the one they started with.
+    /// Swaps in a new configuration. Connections serving a request finish it with the
+    /// one they started with; idle ones are closed (parked ones here, the others when
+    /// they go idle), so a client's next request gets the new one.
     pub fn swap(&self, site: Site) {
         *self.site.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(site);
+        let closed = self.parking.close_all(false);
+        tracing::debug!(connections = closed, "reload: idle connections closed");
     }
 }
 
