@@ -93,6 +93,11 @@ impl Body {
         }
     }
 
+    /// The whole body is in memory (none, or one piece): hyper writes it at once.
+    pub fn is_in_memory(&self) -> bool {
+        matches!(self.kind, Kind::Empty | Kind::Full(_))
+    }
+
     /// Attaches a completion (replacing any previous one).
     pub fn on_done(&mut self, done: Box<dyn Completion>) {
         self.on_done = Some(done);

@@ -69,14 +69,22 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
     let conn = &host.conn;
     let h2 = parts.version == Version::HTTP_2;
     // A 101 (a proxied upgrade) keeps the backend's `Connection: upgrade`.
-    if !h2
-        && resp.status() != StatusCode::SWITCHING_PROTOCOLS
-        && (close
+    if !h2 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let last = if close
             || !conn.keep_alive
-            || (conn.max_keep_alive_requests > 0 && nth >= conn.max_keep_alive_requests))
-    {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            || (conn.max_keep_alive_requests > 0 && nth >= conn.max_keep_alive_requests)
+        {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            true
+        } else {
+            client_closes(&parts)
+        };
+        // Only a body written at once: a streamed one (a proxied or CGI response, events)
+        // must not have its pieces held back.
+        if last && resp.body().is_in_memory() {
+            shared.last_response.store(true, Ordering::Relaxed);
+        }
     }
     resp.headers_mut()
         .insert(header::SERVER, site.server.server_header.clone());
@@ -94,6 +102,22 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
     };
     resp.body_mut().on_done(Box::new(done));
     resp
+}
+
+/// Whether the client asked for the connection to end after this request: `Connection:
+/// close`, or HTTP/1.0 without `keep-alive` (RFC 9112 §9.3).
+fn client_closes(parts: &http::request::Parts) -> bool {
+    let mut keep_alive = false;
+    for v in parts.headers.get_all(header::CONNECTION) {
+        for token in v.as_bytes().split(|&b| b == b',') {
+            let token = token.trim_ascii();
+            if token.eq_ignore_ascii_case(b"close") {
+                return true;
+            }
+            keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+    parts.version == Version::HTTP_10 && !keep_alive
 }
 
 /// The framing and protocol checks of step 1. Ok(host name: lowercase, without port or
@@ -896,5 +920,38 @@ pub fn log_malformed(site: &Site, state: &ServerState, shared: &ConnShared, stat
     };
     for l in &host.access_logs {
         l.sink.write_line(&l.format.render(&e));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(version: Version, connection: &[&str]) -> http::request::Parts {
+        let mut b = Request::builder().version(version);
+        for v in connection {
+            b = b.header(header::CONNECTION, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn client_closes_table() {
+        let table: &[(Version, &[&str], bool)] = &[
+            (Version::HTTP_11, &[], false),
+            (Version::HTTP_11, &["close"], true),
+            (Version::HTTP_11, &["Keep-Alive, CLOSE"], true),
+            (Version::HTTP_11, &["keep-alive", " close "], true),
+            (Version::HTTP_11, &["closed"], false),
+            (Version::HTTP_11, &["upgrade"], false),
+            (Version::HTTP_10, &[], true),
+            (Version::HTTP_10, &["keep-alive"], false),
+            (Version::HTTP_10, &["Keep-Alive"], false),
+            (Version::HTTP_10, &["keep-alive, close"], true),
+        ];
+        for (version, connection, want) in table {
+            let p = parts(*version, connection);
+            assert_eq!(client_closes(&p), *want, "{version:?} {connection:?}");
+        }
     }
 }
