@@ -179,6 +179,8 @@ pub struct TimedIo<S> {
     read_sleep: Option<Pin<Box<Sleep>>>,
     write_sleep: Option<Pin<Box<Sleep>>>,
     write_armed: bool,
+    /// TCP_CORK is on while a body is sent with sendfile (see `poll_write_zero_copy`).
+    corked: bool,
     /// The connection went idle and reported EOF to hyper to be parked.
     parked: bool,
     /// Spliced to an upgraded backend: shutting down really closes the write side.
@@ -210,6 +212,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
             read_sleep: None,
             write_sleep: None,
             write_armed: false,
+            corked: false,
             parked: false,
             tunnel: false,
             framing: Framing::default(),
@@ -747,10 +750,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
     }
 }
 
+/// Bodies (or their rests) at least this large are sent corked: a smaller one usually
+/// goes in one sendfile, and the two setsockopt calls would be for nothing (100 KiB row).
+const CORK_BODY: usize = 512 * 1024;
+
 impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> TimedIo<S> {
     /// A large cached file body among `bufs` is sent from its file (see
     /// [`crate::static_files::zero_copy`]): what comes before it first, held back with
     /// MSG_MORE, then the body with sendfile. None: an ordinary write.
+    ///
+    /// A large body's socket is corked from its first sendfile to its last: each call sends
+    /// what the socket buffer takes, and without the cork the end of each went out as a
+    /// partial segment (bench/static.sh's 10 MiB row: 174 data segments per response
+    /// against nginx's 165, whose TCP_NOPUSH does the same).
     fn poll_write_zero_copy(
         &mut self,
         cx: &mut Context<'_>,
@@ -764,10 +776,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> TimedIo<S> {
         if i > 0 {
             return stream.poll_write_more(cx, &bufs[..i]);
         }
+        if !self.corked && bufs[0].len() >= CORK_BODY {
+            stream.set_cork(true);
+            self.corked = true;
+        }
         match stream.poll_sendfile(cx, &file, offset, bufs[0].len())? {
-            // The file is shorter than the cached copy: the rest from memory.
+            // The file is shorter than the cached copy: the rest from memory (the
+            // ordinary write uncorks after it).
             Poll::Ready(Ok(0)) => None,
+            Poll::Ready(Ok(n)) if n == bufs[0].len() => {
+                stream.set_cork(false);
+                self.corked = false;
+                Some(Poll::Ready(Ok(n)))
+            }
             r => Some(r),
+        }
+    }
+
+    /// After an ordinary write: a body whose end was written from memory (a slice too
+    /// small to look up) is sent now.
+    fn uncork(&mut self) {
+        if self.corked {
+            self.stream.as_stream().set_cork(false);
+            self.corked = false;
         }
     }
 }
@@ -783,6 +814,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> AsyncWrite for TimedIo<S> {
             Poll::Pending => this.write_pending(cx).map(Err),
             r => {
                 this.write_armed = false;
+                this.uncork();
                 r
             }
         }
@@ -796,13 +828,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> AsyncWrite for TimedIo<S> {
         let this = self.get_mut();
         let r = match this.poll_write_zero_copy(cx, bufs) {
             Some(r) => r,
-            None if this.shared.last_response.load(Ordering::Relaxed) => {
-                match this.stream.as_stream().poll_write_more(cx, bufs) {
-                    Some(r) => r,
-                    None => Pin::new(&mut this.stream).poll_write_vectored(cx, bufs),
+            None => {
+                let more = this.shared.last_response.load(Ordering::Relaxed);
+                let r = match more.then(|| this.stream.as_stream().poll_write_more(cx, bufs)) {
+                    Some(Some(r)) => r,
+                    _ => Pin::new(&mut this.stream).poll_write_vectored(cx, bufs),
+                };
+                if r.is_ready() {
+                    this.uncork();
                 }
+                r
             }
-            None => Pin::new(&mut this.stream).poll_write_vectored(cx, bufs),
         };
         match r {
             Poll::Pending => this.write_pending(cx).map(Err),
@@ -820,6 +856,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> AsyncWrite for TimedIo<S> {
     /// hyper flushes after writing each response, with its end already handed over.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        this.uncork();
         this.arm_entered(cx);
         Pin::new(&mut this.stream).poll_flush(cx)
     }

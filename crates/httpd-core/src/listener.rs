@@ -198,6 +198,15 @@ impl Stream {
         }))
     }
 
+    /// Holds partial segments back (TCP_CORK) or sends them (a no-op on a Unix socket).
+    pub fn set_cork(&self, on: bool) {
+        use std::os::fd::AsRawFd;
+        if let Stream::Tcp(s) = self {
+            // Only segment sizes depend on it: a failure changes nothing else.
+            let _ = crate::sys::set_cork(s.as_raw_fd(), on);
+        }
+    }
+
     /// A vectored write with MSG_MORE: the kernel holds a partial segment back for what
     /// follows (a response head before its body is sent with sendfile). TCP only.
     pub fn poll_write_more(
