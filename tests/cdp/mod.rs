@@ -104,6 +104,11 @@ pub struct Page {
     session: Option<String>,
 }
 
+/// A socket call cut short by a signal (EINTR).
+fn interrupted(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(e) if e.kind() == std::io::ErrorKind::Interrupted)
+}
+
 impl Page {
     /// Sends one command and returns its result (events in between are skipped).
     pub fn call(&mut self, method: &str, params: Value) -> Value {
@@ -119,11 +124,18 @@ impl Page {
         if let Some(s) = &self.session {
             msg["sessionId"] = json!(s);
         }
-        self.ws
-            .send(Message::text(msg.to_string()))
-            .expect("devtools send");
+        // A signal (a child process's exit) can interrupt a socket call: nothing is lost
+        // (the message is queued, a partial frame stays buffered), so it is made again.
+        let mut sent = self.ws.send(Message::text(msg.to_string()));
+        while sent.as_ref().is_err_and(interrupted) {
+            sent = self.ws.flush();
+        }
+        sent.expect("devtools send");
         loop {
-            let m = self.ws.read().expect("devtools read");
+            let m = match self.ws.read() {
+                Err(e) if interrupted(&e) => continue,
+                m => m.expect("devtools read"),
+            };
             let Message::Text(text) = m else { continue };
             let v: Value = serde_json::from_str(text.as_str()).expect("devtools JSON");
             if v["id"] == json!(id) {
