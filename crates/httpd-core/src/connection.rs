@@ -829,11 +829,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> AsyncWrite for TimedIo<S> {
         let r = match this.poll_write_zero_copy(cx, bufs) {
             Some(r) => r,
             None => {
-                let more = this.shared.last_response.load(Ordering::Relaxed);
-                let r = match more.then(|| this.stream.as_stream().poll_write_more(cx, bufs)) {
-                    Some(Some(r)) => r,
-                    _ => Pin::new(&mut this.stream).poll_write_vectored(cx, bufs),
+                let more = if this.shared.last_response.load(Ordering::Relaxed) {
+                    this.stream.as_stream().poll_write_more(cx, bufs)
+                } else {
+                    None
                 };
+                let r = more
+                    .unwrap_or_else(|| Pin::new(&mut this.stream).poll_write_vectored(cx, bufs));
                 if r.is_ready() {
                     this.uncork();
                 }
@@ -996,6 +998,11 @@ async fn serve_http1(mut conn: Conn, prefix: Bytes) {
     let Some(left) = Box::pin(http1(&mut conn, prefix)).await else {
         return;
     };
+    let state = Arc::clone(conn.open.state());
+    if !Arc::ptr_eq(&conn.ctx.site, &state.site()) {
+        // Reloaded since the connection started: closed, as those parked at the reload.
+        return;
+    }
     tracing::trace!(peer = ?conn.ctx.shared.peer, "idle connection parked");
     let Conn {
         stream,
@@ -1011,11 +1018,6 @@ async fn serve_http1(mut conn: Conn, prefix: Bytes) {
         open,
     };
     drop(ctx);
-    let state = Arc::clone(idle.open.state());
-    if !Arc::ptr_eq(&idle.site, &state.site()) {
-        // Reloaded since the connection started: closed, as those parked at the reload.
-        return;
-    }
     state.parking.park(stream, idle, left);
 }
 

@@ -200,10 +200,9 @@ impl Stream {
 
     /// Holds partial segments back (TCP_CORK) or sends them (a no-op on a Unix socket).
     pub fn set_cork(&self, on: bool) {
-        use std::os::fd::AsRawFd;
         if let Stream::Tcp(s) = self {
             // Only segment sizes depend on it: a failure changes nothing else.
-            let _ = crate::sys::set_cork(s.as_raw_fd(), on);
+            let _ = socket2::SockRef::from(s).set_tcp_cork(on);
         }
     }
 

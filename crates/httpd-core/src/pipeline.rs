@@ -70,19 +70,16 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
     let h2 = parts.version == Version::HTTP_2;
     // A 101 (a proxied upgrade) keeps the backend's `Connection: upgrade`.
     if !h2 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let last = if close
+        let we_close = close
             || !conn.keep_alive
-            || (conn.max_keep_alive_requests > 0 && nth >= conn.max_keep_alive_requests)
-        {
+            || (conn.max_keep_alive_requests > 0 && nth >= conn.max_keep_alive_requests);
+        if we_close {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            true
-        } else {
-            client_closes(&parts)
-        };
+        }
         // Only a body written at once: a streamed one (a proxied or CGI response, events)
         // must not have its pieces held back.
-        if last && resp.body().is_in_memory() {
+        if resp.body().is_in_memory() && (we_close || client_closes(&parts)) {
             shared.last_response.store(true, Ordering::Relaxed);
         }
     }

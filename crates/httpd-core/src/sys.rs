@@ -139,27 +139,6 @@ pub fn sendfile(
     usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
 }
 
-/// TCP_CORK on or off (tcp(7)): while on, only full segments are sent; turning it off
-/// sends what is held back.
-pub fn set_cork(sock: std::os::fd::RawFd, on: bool) -> std::io::Result<()> {
-    let v: libc::c_int = on.into();
-    // SAFETY: `v` outlives the call and its size is passed.
-    let r = unsafe {
-        libc::setsockopt(
-            sock,
-            libc::IPPROTO_TCP,
-            libc::TCP_CORK,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 /// sendmsg(2) of `bufs` with MSG_MORE (more data follows: no partial segment is pushed
 /// yet): bytes sent.
 pub fn send_more(
