@@ -35,12 +35,19 @@ struct Backend {
 }
 
 fn backend(sb: &Sandbox, name: &str) -> Backend {
+    let (server, port) = python_server(sb, "backend.py", BACKEND, &[name]);
+    Backend { server, port }
+}
+
+/// Starts the python script `source` (written to `file`) with `args`; it prints
+/// "ready PORT" once it listens: the server and that port.
+fn python_server(sb: &Sandbox, file: &str, source: &str, args: &[&str]) -> (Server, u16) {
     require_tool("python3");
-    let script = sb.write("backend.py", BACKEND);
-    let server = Server::spawn(Command::new("python3").arg("-u").arg(&script).arg(name));
+    let script = sb.write(file, source);
+    let server = Server::spawn(Command::new("python3").arg("-u").arg(&script).args(args));
     let line = server.wait_for_line("ready ");
     let port = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
-    Backend { server, port }
+    (server, port)
 }
 
 fn site() -> Sandbox {
@@ -666,11 +673,7 @@ const RAW_BACKEND: &str = include_str!("fixtures/raw_backend.py");
 /// A backend answering with hand-written bytes (tests/fixtures/raw_backend.py) and a
 /// front proxying `/raw/` to it.
 fn raw_backend(sb: &Sandbox) -> (Server, Core) {
-    require_tool("python3");
-    let script = sb.write("raw_backend.py", RAW_BACKEND);
-    let server = Server::spawn(Command::new("python3").arg("-u").arg(&script));
-    let line = server.wait_for_line("ready ");
-    let port: u16 = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    let (server, port) = python_server(sb, "raw_backend.py", RAW_BACKEND, &[]);
     let core = start(
         sb,
         &format!("ProxyPass /raw/ http://127.0.0.1:{port}/\nErrorDocument 502 \"bad gateway\"\n"),
@@ -938,12 +941,7 @@ const WS_BACKEND: &str = include_str!("fixtures/ws_echo_backend.py");
 
 /// The WebSocket echo backend; its port.
 fn ws_backend(sb: &Sandbox) -> (Server, u16) {
-    require_tool("python3");
-    let script = sb.write("ws_backend.py", WS_BACKEND);
-    let server = Server::spawn(Command::new("python3").arg("-u").arg(&script));
-    let line = server.wait_for_line("ready ");
-    let port = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
-    (server, port)
+    python_server(sb, "ws_backend.py", WS_BACKEND, &[])
 }
 
 /// The accept value RFC 6455 §1.3's sample key (in [`WS_UPGRADE`]) must produce.

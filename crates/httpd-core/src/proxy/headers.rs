@@ -353,6 +353,15 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// A map of `fields` in order (a name given twice has two values).
+    fn map(fields: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for &(name, value) in fields {
+            h.append(name, HeaderValue::from_static(value));
+        }
+        h
+    }
+
     fn client(ip: &str) -> ClientSide<'static> {
         ClientSide {
             ip: ip.parse().unwrap(),
@@ -364,18 +373,19 @@ mod tests {
 
     #[test]
     fn hop_by_hop_left_out_with_connection_tokens() {
-        let mut h = HeaderMap::new();
-        h.append("connection", HeaderValue::from_static("Keep-Alive, X-One"));
-        h.append("connection", HeaderValue::from_static("x-two"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("x-one", HeaderValue::from_static("1"));
-        h.insert("x-two", HeaderValue::from_static("2"));
-        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
-        h.insert("upgrade", HeaderValue::from_static("websocket"));
-        h.insert("te", HeaderValue::from_static("trailers"));
-        h.insert("host", HeaderValue::from_static("h"));
-        h.insert("content-length", HeaderValue::from_static("5"));
-        h.insert("x-kept", HeaderValue::from_static("1"));
+        let h = map(&[
+            ("connection", "Keep-Alive, X-One"),
+            ("connection", "x-two"),
+            ("keep-alive", "timeout=5"),
+            ("x-one", "1"),
+            ("x-two", "2"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("te", "trailers"),
+            ("host", "h"),
+            ("content-length", "5"),
+            ("x-kept", "1"),
+        ]);
         let c = client("192.0.2.1");
         let adds = Adds {
             client: &c,
@@ -387,13 +397,14 @@ mod tests {
 
     #[test]
     fn request_scan_reads_the_first_values() {
-        let mut h = HeaderMap::new();
-        h.append("connection", HeaderValue::from_static("keep-alive"));
-        h.append("connection", HeaderValue::from_static("Upgrade"));
-        h.insert("via", HeaderValue::from_static("1.0 a"));
-        h.append("upgrade", HeaderValue::from_static("a"));
-        h.append("upgrade", HeaderValue::from_static("b"));
-        h.insert("host", HeaderValue::from_static("h"));
+        let h = map(&[
+            ("connection", "keep-alive"),
+            ("connection", "Upgrade"),
+            ("via", "1.0 a"),
+            ("upgrade", "a"),
+            ("upgrade", "b"),
+            ("host", "h"),
+        ]);
         let s = RequestScan::of(&h);
         assert!(s.connection_upgrade);
         assert!(s.via);
@@ -404,12 +415,13 @@ mod tests {
 
     #[test]
     fn forwarding_fields_extend_what_earlier_proxies_wrote() {
-        let mut h = HeaderMap::new();
-        h.append("x-forwarded-for", HeaderValue::from_static("192.0.2.9"));
-        h.append("x-forwarded-for", HeaderValue::from_static("192.0.2.10"));
-        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-        h.insert("via", HeaderValue::from_static("1.0 a"));
-        h.insert("accept", HeaderValue::from_static("*/*"));
+        let h = map(&[
+            ("x-forwarded-for", "192.0.2.9"),
+            ("x-forwarded-for", "192.0.2.10"),
+            ("x-forwarded-proto", "http"),
+            ("via", "1.0 a"),
+            ("accept", "*/*"),
+        ]);
         let c = client("::1");
         let adds = Adds {
             client: &c,
