@@ -785,8 +785,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> TimedIo<S> {
             // ordinary write uncorks after it).
             Poll::Ready(Ok(0)) => None,
             Poll::Ready(Ok(n)) if n == bufs[0].len() => {
-                stream.set_cork(false);
-                self.corked = false;
+                self.uncork();
                 Some(Poll::Ready(Ok(n)))
             }
             r => Some(r),

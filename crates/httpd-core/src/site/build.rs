@@ -242,7 +242,7 @@ fn host(
         requests: Default::default(),
         file_cache: Default::default(),
         proxy: crate::proxy::Proxy::build(h, &h.sections, &config.balancers)?.map(Arc::new),
-        base: Default::default(),
+        merges: Default::default(),
     })
 }
 
