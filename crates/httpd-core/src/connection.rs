@@ -94,6 +94,9 @@ pub struct ConnShared {
     pub https: bool,
     /// `RequestReadTimeout body=` fired: the handler's body read failed because of it.
     pub body_timed_out: AtomicBool,
+    /// The connection went idle, and its I/O object reported EOF to hyper so that it
+    /// would be parked.
+    parking: AtomicBool,
     /// A proxied request was upgraded (101): the backend side, spliced to this connection
     /// once hyper hands it back ([`splice`]).
     tunnel: std::sync::Mutex<Option<Tunnel>>,
@@ -132,6 +135,7 @@ impl ConnShared {
             h2: AtomicBool::new(false),
             https: false,
             body_timed_out: AtomicBool::new(false),
+            parking: AtomicBool::new(false),
             tunnel: std::sync::Mutex::new(None),
         }
     }
@@ -181,8 +185,6 @@ pub struct TimedIo<S> {
     write_armed: bool,
     /// TCP_CORK is on while a body is sent with sendfile (see `poll_write_zero_copy`).
     corked: bool,
-    /// The connection went idle and reported EOF to hyper to be parked.
-    parked: bool,
     /// Spliced to an upgraded backend: shutting down really closes the write side.
     tunnel: bool,
     /// Where the requests' bodies end.
@@ -213,7 +215,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
             write_sleep: None,
             write_armed: false,
             corked: false,
-            parked: false,
             tunnel: false,
             framing: Framing::default(),
             prefix_seen: false,
@@ -244,7 +245,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
         self.deadline = match phase {
             Phase::Head => self.conf.read_timeout.header.deadline(now),
             Phase::Body => self.conf.read_timeout.body.deadline(now),
-            // An idle connection is parked (see `parked`) well before KeepAliveTimeout.
+            // An idle connection is parked (see `ConnShared::parking`) well before KeepAliveTimeout.
             Phase::Idle => Some(
                 now + self
                     .conf
@@ -680,7 +681,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TimedIo<S> {
                             // Idle between requests: end hyper's connection as if the
                             // client had closed, so its buffers are freed; `serve` keeps
                             // the socket and waits for the next request without them.
-                            this.parked = true;
+                            this.shared.parking.store(true, Ordering::Release);
                             return Poll::Ready(Ok(()));
                         }
                         if this.seen == Phase::Body {
@@ -1114,6 +1115,8 @@ async fn start(
             }
         };
         prefix = tokio::select! {
+            // The read first: bytes already there need no stop signal (nor its waiter list).
+            biased;
             r = wait => r.ok()?,
             _ = crate::server::stopped(&mut stop) => return None,
         };
@@ -1182,6 +1185,10 @@ async fn http1(conn: &mut Conn, mut prefix: Bytes) -> Option<Duration> {
         // Boxed: a parked connection's task then holds a pointer, not hyper's state.
         let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service.clone()));
         let result = tokio::select! {
+            // The connection first: when it is done at once (a Connection: close request
+            // read with the first bytes), the stop signal is never polled, so never
+            // registered with.
+            biased;
             r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
             _ = crate::server::stopped_quietly(stop) => {
                 Pin::new(conn.as_mut()).graceful_shutdown();
@@ -1191,16 +1198,20 @@ async fn http1(conn: &mut Conn, mut prefix: Bytes) -> Option<Duration> {
         if result.is_err() {
             break result;
         }
+        let tunnel = shared.take_tunnel();
+        let parking = shared.parking.swap(false, Ordering::AcqRel);
+        tracing::trace!(parking, "hyper connection done");
+        if tunnel.is_none() && (!parking || *stop.borrow()) {
+            // Over: nothing to take back from hyper (taking its parts apart cost 2,500
+            // instructions per Connection: close request).
+            break Ok(());
+        }
         let parts = conn.into_parts();
-        if let Some(backend) = shared.take_tunnel() {
+        if let Some(backend) = tunnel {
             // A proxied upgrade: hyper wrote the 101 and handed the connection back.
             let rest = parts.read_buf.clone();
             drop(parts);
             Box::pin(splice(stream, rest, backend, shared, conf)).await;
-            break Ok(());
-        }
-        tracing::trace!(parked = parts.io.inner().parked, "hyper connection done");
-        if !parts.io.inner().parked || *stop.borrow() {
             break Ok(());
         }
         // A slice of hyper's read buffer, even an empty one, keeps that whole buffer

@@ -74,16 +74,25 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// branch on every wake-up of the task, and polling the stop signal (a watch channel: a
 /// lock and its waiter list) on each was a measurable part of a keep-alive request. This
 /// one is polled only when its own waker has fired since, and on the first poll.
+/// Nothing is allocated or registered until it is first polled.
 pub fn stopped_quietly(stop: &mut watch::Receiver<bool>) -> impl Future<Output = ()> + Send + '_ {
-    let flag = Arc::new(WokenFlag {
-        woken: AtomicBool::new(true),
-        task: futures_util::task::AtomicWaker::new(),
-    });
-    WhenWoken {
-        fut: Box::pin(stopped(stop)),
-        waker: Waker::from(Arc::clone(&flag)),
-        flag,
-    }
+    let mut stop = Some(stop);
+    let mut armed = None;
+    std::future::poll_fn(move |cx| {
+        let armed = armed.get_or_insert_with(|| {
+            let flag = Arc::new(WokenFlag {
+                woken: AtomicBool::new(true),
+                task: futures_util::task::AtomicWaker::new(),
+            });
+            let stop = stop.take().expect("taken once, on the first poll");
+            WhenWoken {
+                fut: Box::pin(stopped(stop)),
+                waker: Waker::from(Arc::clone(&flag)),
+                flag,
+            }
+        });
+        Pin::new(armed).poll(cx)
+    })
 }
 
 /// Set by the inner future's waker, which also wakes the task.
@@ -185,15 +194,21 @@ pub async fn run(listeners: Vec<Listener>, state: Arc<ServerState>, shutdown: im
     }
 }
 
-async fn accept_loop(listener: Listener, state: Arc<ServerState>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(listener: Listener, state: Arc<ServerState>, stop: watch::Receiver<bool>) {
     let local = match listener.local_addr() {
         crate::site::ListenAddr::Tcp(a) => Some(a),
         crate::site::ListenAddr::Unix(_) => None,
     };
+    // One stop future for the whole loop: made anew for each connection, it was a lock
+    // and a waiter list entry each time.
+    let mut stop_rx = stop.clone();
+    let stopping = stopped(&mut stop_rx);
+    tokio::pin!(stopping);
     loop {
         let accepted = tokio::select! {
+            biased;
             r = listener.accept() => r,
-            _ = crate::server::stopped(&mut stop) => break,
+            _ = &mut stopping => break,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
