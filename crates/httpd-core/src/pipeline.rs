@@ -68,6 +68,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
 
     let conn = &host.conn;
     let h2 = parts.version == Version::HTTP_2;
+    let mut last = false;
     // A 101 (a proxied upgrade) keeps the backend's `Connection: upgrade`.
     if !h2 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let we_close = close
@@ -77,9 +78,10 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        last = we_close || client_closes(&parts);
         // Only a body written at once: a streamed one (a proxied or CGI response, events)
         // must not have its pieces held back.
-        if resp.body().is_in_memory() && (we_close || client_closes(&parts)) {
+        if last && resp.body().is_in_memory() {
             shared.last_response.store(true, Ordering::Relaxed);
         }
     }
@@ -96,6 +98,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
         start: start.map(|(t, _)| t),
         state: Arc::clone(&ctx.state),
         shared: Arc::clone(shared),
+        last,
     };
     resp.body_mut().on_done(Box::new(done));
     resp
@@ -881,6 +884,10 @@ struct LogDone {
     start: Option<Instant>,
     state: Arc<ServerState>,
     shared: Arc<ConnShared>,
+    /// The connection's last response (HTTP/1.1): hyper closes it after this one, so it
+    /// does not go idle, and no idle deadline is armed (a timer registration and a
+    /// driver wake-up, an eventfd write, per Connection: close request).
+    last: bool,
 }
 
 impl Completion for LogDone {
@@ -896,7 +903,9 @@ impl Completion for LogDone {
                 l.sink.write_line(&l.format.render(&e));
             }
         }
-        this.shared.set_phase(Phase::Idle);
+        if !this.last {
+            this.shared.set_phase(Phase::Idle);
+        }
     }
 }
 
