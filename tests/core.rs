@@ -568,6 +568,48 @@ fn parked_connections_are_served_counted_and_timed_out() {
     assert_eq!(workers(core.addr), (1, 0));
 }
 
+/// New connections that send nothing are parked after a moment, as idle kept-alive ones
+/// are: they count as open, are served when their first request comes, are closed when
+/// RequestReadTimeout's header limit passes (KeepAliveTimeout is a minute away), and a
+/// graceful stop closes the rest at once.
+#[test]
+fn silent_new_connections_are_parked_served_and_timed_out() {
+    let sb = site();
+    let mut core = start(
+        &sb,
+        &format!(
+            "{}RequestReadTimeout header=3\nKeepAliveTimeout 60\nGracefulShutdownTimeout 60\n\
+             <Location /server-status>\nSetHandler server-status\n</Location>\n",
+            docroot(&sb)
+        ),
+    );
+    let mut conns: Vec<TcpStream> = (0..100)
+        .map(|i| {
+            let s = TcpStream::connect(core.addr)
+                .unwrap_or_else(|e| panic!("connection {i} refused: {e}"));
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(workers(core.addr), (1, 100));
+    every_tenth_answers(&mut conns);
+    for (i, s) in conns.iter_mut().enumerate() {
+        if i % 10 != 0 {
+            assert!(
+                closed_by_server(s),
+                "silent connection {i} outlived its header limit"
+            );
+        }
+    }
+    assert_eq!(workers(core.addr), (1, 10));
+    signal(core.server.pid(), "TERM");
+    for (i, s) in conns.iter_mut().enumerate().step_by(10) {
+        assert!(closed_by_server(s), "connection {i} stayed open after TERM");
+    }
+    assert_eq!(core.server.wait_exit(Duration::from_secs(15)), Some(0));
+}
+
 /// A reload closes parked connections (their next request gets the new configuration on
 /// a new connection); the next request's head on a parked connection has
 /// RequestReadTimeout's header limit; a graceful stop closes them at once (it does not

@@ -1,14 +1,16 @@
-//! Parked connections: kept-alive HTTP/1.1 connections idle between requests, held as
-//! data rather than as tasks.
+//! Parked connections: kept-alive HTTP/1.1 connections idle between requests, and new
+//! ones that have sent nothing yet, held as data rather than as tasks.
 //!
 //! A connection idle for a moment gives up hyper's state and buffers
-//! ([`crate::connection`]), then its task and its registration with tokio's reactor too:
+//! ([`crate::connection`]), then its task and its registration with tokio's reactor too
+//! (a new connection silent for that moment has no hyper state yet, and gives up the rest):
 //! its socket goes to the parking lot's own poller (an epoll instance through mio, itself
 //! one descriptor in tokio's reactor), and what it needs to go on ([`Idle`]) to a slot of
 //! a table. One task, [`Parking::run`], waits for all of them:
 //! - a parked socket turns readable (a request, or the client closing): the connection
 //!   goes back to tokio in a new task ([`Idle::resume`]);
-//! - the earliest KeepAliveTimeout deadline passes: the connections due are closed;
+//! - the earliest deadline passes (KeepAliveTimeout; for a new connection, the
+//!   `RequestReadTimeout header=` wait for its first bytes): the connections due are closed;
 //! - the server stops: every parked connection is closed.
 //!
 //! A reload closes them too ([`Parking::close_all`]), as Apache's and nginx's graceful
