@@ -3,13 +3,15 @@
 
 Opens N connections to 127.0.0.1:PORT, makes one `GET /index.html` on each (reading the
 whole answer), holds them idle for 2 s, and prints "CONNECTIONS BYTES_PER_CONNECTION
-MARGINAL": the growth of the resident set of PID and its children (nginx's worker is a
-child of its master) divided by the connections that stayed open, and the growth over
+MARGINAL SILENT": the growth of the resident set of PID and its children (nginx's worker
+is a child of its master) divided by the connections that stayed open, and the growth over
 the second half of them divided by their number (the cost of one more connection,
 without fixed costs such as the allocator's first pages). The resident set is first let
 settle (up to 5 s), so memory still being freed after an earlier load is not counted
-against the connections. Then closes them. Loopback only, bounded: 5 s per socket
-operation, stops at the first refused connection."""
+against the connections. Then closes them. SILENT is measured first, the same way, with N
+connections that have sent nothing yet (held 2 s: what a slowloris-style flood of silent
+connections costs). Loopback only, bounded: 5 s per socket operation, stops at the first
+refused connection."""
 import os, resource, socket, sys, time
 
 port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -43,6 +45,17 @@ def settled(pid):
     return last
 
 
+before, socks = settled(pid), []
+for i in range(n):
+    try:
+        socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    except OSError:
+        break
+time.sleep(2)
+silent = round((rss(pid) - before) * 1024 / max(len(socks), 1))
+for s in socks:
+    s.close()
+
 before, socks, half = settled(pid), [], None
 req = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 for i in range(n):
@@ -66,7 +79,7 @@ after = rss(pid)
 marginal = 0
 if half and len(socks) > half[0]:
     marginal = round((after - half[1]) * 1024 / (len(socks) - half[0]))
-print(len(socks), round((after - before) * 1024 / max(len(socks), 1)), marginal)
+print(len(socks), round((after - before) * 1024 / max(len(socks), 1)), marginal, silent)
 for s in socks:
     s.close()
 time.sleep(0.5)

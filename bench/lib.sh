@@ -122,7 +122,8 @@ wrk_run() {
 }
 
 # idle_rss PORT PID N — open N keep-alive connections that each made one request, and print
-# "connections bytes_per_connection" (RSS growth of PID and its children).
+# "connections bytes_per_connection marginal silent" (RSS growth of PID and its children;
+# silent: N connections that sent nothing yet, measured first).
 idle_rss() { python3 "$BENCH_ROOT/bench/idle.py" "$@"; }
 
 # gen_vhosts_conf N DIR — an Apache config of N virtual hosts (about 10 lines each) that

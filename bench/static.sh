@@ -13,7 +13,7 @@
 # (lower is better), and errors (ours/nginx: non-2xx responses plus wrk's socket errors,
 # summed over the rounds; a short body shows as a read error). Memory: RSS growth per connection with $IDLE idle keep-alive
 # connections, each having made one request (and the marginal cost over the second half:
-# see bench/idle.py).
+# see bench/idle.py), and with $IDLE connections that have sent nothing yet.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}
@@ -77,8 +77,8 @@ done
 # Memory per idle connection.
 if [ "$IDLE" -gt 0 ]; then
   o=$(idle_rss $OURS_PORT "$OURS_PID" "$IDLE"); n=$(idle_rss $NGINX_PORT "$NGINX_PID" "$IDLE")
-  read -r oc ob om <<< "$o"; read -r nc nb nm <<< "$n"
-  echo "idle    ours: $oc connections, $ob B/conn ($om marginal); nginx: $nc connections, $nb B/conn ($nm marginal)" | tee -a "$OUT/summary.txt"
-  awk -v o="$ob" -v n="$nb" -v om="$om" -v nm="$nm" 'BEGIN { if (n > 0 && nm > 0) printf "idle    memory ratio ours/nginx = %.2f, marginal %.2f (lower is better)\n", o / n, om / nm }' | tee -a "$OUT/summary.txt"
+  read -r oc ob om os <<< "$o"; read -r nc nb nm ns <<< "$n"
+  echo "idle    ours: $oc connections, $ob B/conn ($om marginal; $os before a request); nginx: $nc connections, $nb B/conn ($nm marginal; $ns before a request)" | tee -a "$OUT/summary.txt"
+  awk -v o="$ob" -v n="$nb" -v om="$om" -v nm="$nm" -v os="$os" -v ns="$ns" 'BEGIN { if (n > 0 && nm > 0 && ns > 0) printf "idle    memory ratio ours/nginx = %.2f, marginal %.2f, before a request %.2f (lower is better)\n", o / n, om / nm, os / ns }' | tee -a "$OUT/summary.txt"
 fi
 echo "results in $OUT/summary.txt" >&2
