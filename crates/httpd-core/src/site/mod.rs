@@ -226,7 +226,8 @@ pub struct Merges {
     /// Where each section's nested `<Files>` are numbered among the scopes: section `i`'s
     /// `k`-th is scope `sections.len() + nested_at[i] + k`; section `i` itself is scope `i`.
     nested_at: Vec<usize>,
-    /// Sections and nested `<Files>`: the bits of a [`ScopeSet`].
+    /// How many scopes (sections and nested `<Files>`): the bits of the sets that key
+    /// `done`.
     count: usize,
     /// The merges done so far, by which scopes applied (at most [`MERGES_KEPT`]).
     done: elsa::sync::FrozenBTreeMap<Box<[u64]>, Box<Effective>>,
@@ -276,9 +277,9 @@ impl Host {
     /// The merged per-directory settings for a request of `url_path` served from the
     /// filesystem path `fs_path` (None when no file is involved), in Apache's order.
     /// Borrowed from the host: the host-level settings are merged once, and so is each
-    /// combination of sections that applies (callgrind, a 1 KiB file under one
-    /// `<Directory>`: 2,200 instructions per request to merge it each time, as the
-    /// embedded default config does).
+    /// combination of sections that applies, up to [`MERGES_KEPT`] of them (callgrind, a
+    /// 1 KiB file under one `<Directory>`, as the embedded default config serves it: 2,200
+    /// instructions per request to merge it each time).
     pub fn effective(&self, url_path: &str, fs_path: Option<&Path>) -> Cow<'_, Effective> {
         let merges = self.merges.get_or_init(|| self.merges());
         if self.sections.is_empty() {
