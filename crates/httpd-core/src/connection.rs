@@ -945,29 +945,26 @@ impl ConnShared {
 }
 
 impl Idle {
-    /// A new connection that has sent nothing yet (after a PROXY header, if any): when its
-    /// first bytes come, it is served as a kept-alive one is, its header deadline counted
-    /// from them.
-    fn fresh(
-        site: Arc<Site>,
-        peer: Option<SocketAddr>,
-        local: Option<SocketAddr>,
-        https: bool,
+    /// Parks the connection of `ctx` (see [`crate::parking`]) until its next bytes, or
+    /// for at most `left`: its socket and what it keeps of `ctx` wait there, without a
+    /// task. For a new connection that has sent nothing yet (`framing` None), its first
+    /// bytes are served as a kept-alive connection's next request is.
+    fn park(
+        stream: Stream,
+        ctx: Arc<crate::pipeline::ConnCtx>,
+        framing: Option<ParkedFraming>,
         open: ConnGuard,
-    ) -> Idle {
-        Idle {
-            site,
-            shared: KeptShared {
-                peer,
-                local,
-                https,
-                requests: 0,
-                content_length_lines: 0,
-                head_content_length_lines: Box::default(),
-            },
-            framing: None,
+        left: Duration,
+    ) {
+        let state = Arc::clone(&ctx.state);
+        let idle = Idle {
+            site: Arc::clone(&ctx.site),
+            shared: ctx.shared.park(),
+            framing,
             open,
-        }
+        };
+        drop(ctx);
+        state.parking.park(stream, idle, left);
     }
 
     /// The client of a parked connection sent something (or closed): serves it in a new
@@ -1023,8 +1020,7 @@ async fn serve_http1(mut conn: Conn, prefix: Bytes) {
     let Some(left) = Box::pin(http1(&mut conn, prefix)).await else {
         return;
     };
-    let state = Arc::clone(conn.open.state());
-    if !Arc::ptr_eq(&conn.ctx.site, &state.site()) {
+    if !Arc::ptr_eq(&conn.ctx.site, &conn.ctx.state.site()) {
         // Reloaded since the connection started: closed, as those parked at the reload.
         return;
     }
@@ -1036,14 +1032,7 @@ async fn serve_http1(mut conn: Conn, prefix: Bytes) {
         open,
         ..
     } = conn;
-    let idle = Idle {
-        site: Arc::clone(&ctx.site),
-        shared: ctx.shared.park(),
-        framing,
-        open,
-    };
-    drop(ctx);
-    state.parking.park(stream, idle, left);
+    Idle::park(stream, ctx, framing, open, left);
 }
 
 /// A new connection up to its first bytes: the PROXY header, the HTTP/2 preface (an
@@ -1133,28 +1122,28 @@ async fn start(
         // The first bytes are read here rather than peeked at (one syscall instead of a
         // peek and hyper's read), and handed to hyper as a prefix.
         let limit = conf.read_timeout.header.initial;
-        let park = limit > PARK_AFTER;
+        // None: nothing came within PARK_AFTER (or within the limit, when it is shorter).
         let wait = async {
             if limit.is_zero() {
-                stream.read_first().await
+                Some(stream.read_first().await)
             } else {
                 tokio::time::timeout(limit.min(PARK_AFTER), stream.read_first())
                     .await
-                    .unwrap_or_else(|_| Err(timed_out("no request")))
+                    .ok()
             }
         };
         prefix = tokio::select! {
             // The read first: bytes already there need no stop signal (nor its waiter list).
             biased;
             r = wait => match r {
-                Ok(first) => first,
-                Err(e) if park && e.kind() == io::ErrorKind::TimedOut => {
-                    let idle = Idle::fresh(site, peer, local, https, open);
-                    let state = Arc::clone(idle.open.state());
-                    state.parking.park(stream, idle, limit - PARK_AFTER);
+                Some(Ok(first)) => first,
+                Some(Err(_)) => return None,
+                None if limit > PARK_AFTER => {
+                    Idle::park(stream, ctx, None, open, limit - PARK_AFTER);
                     return None;
                 }
-                Err(_) => return None,
+                // The header limit passed without a byte.
+                None => return None,
             },
             _ = crate::server::stopped(&mut stop) => return None,
         };

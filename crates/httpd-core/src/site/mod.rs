@@ -275,7 +275,9 @@ impl Host {
     }
 
     /// The merged per-directory settings for a request of `url_path` served from the
-    /// filesystem path `fs_path` (None when no file is involved), in Apache's order.
+    /// filesystem path `fs_path`, in Apache's order. `fs_path` is None when no file is
+    /// involved, and need not be built when [`Host::by_directory`] is false (only
+    /// `<Location>`s can apply then).
     /// Borrowed from the host: the host-level settings are merged once, and so is each
     /// combination of sections that applies, up to [`MERGES_KEPT`] of them (callgrind, a
     /// 1 KiB file under one `<Directory>`, as the embedded default config serves it: 2,200
@@ -329,7 +331,7 @@ impl Host {
     /// as [`Merges::nested_at`] says).
     fn applying(&self, merges: &Merges, url_path: &str, fs_path: Option<&Path>, set: &mut [u64]) {
         let mut mark = |i: usize| set[i / 64] |= 1 << (i % 64);
-        if let (Some(fs), true) = (fs_path, self.by_directory()) {
+        if let Some(fs) = fs_path {
             let fs = fs.to_string_lossy();
             // A URL ending in `/` names a directory; anything else is looked up as a
             // file (a directory without the slash is redirected before it matters).

@@ -7,16 +7,15 @@
 //! reopening the file (nginx's `open_file_cache_valid`, at one second). Each entry's
 //! trust ends somewhere in the last quarter of that second ([`trusted_until`]): entries
 //! filled together (a burst of first requests for many files) would otherwise all be
-//! reopened together a second later, and again every second after (bench/static.sh's
-//! 1,000-file row: a thousand reopens in a few milliseconds, once a second, which is 1%
-//! of the requests and so the p99). Only files opened
+//! reopened together a second later, and again every second after (shared/bench's
+//! `files` row, 1,000 files: all reopened within 50 ms, once a second). Only files opened
 //! through the kernel-checked path (openat2 RESOLVE_BENEATH) are cached, so the symlink
 //! rule was enforced when the entry was filled. The cache belongs to one host of one
 //! configuration, so a reload starts empty.
 //!
 //! A path that does not exist is remembered too (a negative entry, nginx's
-//! `open_file_cache_errors`), under the same rule: trusted for [`TTL`] after the open
-//! failed, then opened again. So a file created after a 404 is served within a second, as
+//! `open_file_cache_errors`), under the same rule: trusted for up to [`TTL`] after the
+//! open failed, then opened again. So a file created after a 404 is served within a second, as
 //! a changed file is; until then its URL stays 404. Only "no such file" (ENOENT, ENOTDIR)
 //! is remembered, by either way of opening (no symlink rule decided it), for at most
 //! [`MAX_MISSING`] paths of up to [`MAX_MISSING_NAME`] bytes. On the 404 row of
