@@ -1117,8 +1117,9 @@ async fn start(
         // Nothing is allocated for a connection until it sends something (nginx does the
         // same): a silent one costs its socket and this task for a moment, then it is
         // parked until its first bytes or the header timeout, as an idle keep-alive
-        // connection is (the task cost 1,259 bytes per connection, shared/bench/idle.py's
-        // 10,000 connections before their first request; nginx 512; parked, 250).
+        // connection is (shared/bench/idle.py, 10,000 connections before their first
+        // request: 1,259 bytes each in tasks; parked, 143-587 over runs, what the
+        // allocator keeps of the peak still waiting their 100 ms; nginx 512).
         // The first bytes are read here rather than peeked at (one syscall instead of a
         // peek and hyper's read), and handed to hyper as a prefix.
         let limit = conf.read_timeout.header.initial;
