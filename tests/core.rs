@@ -1362,6 +1362,8 @@ fn on_the_fly_gzip_streams_large_text_files() {
     assert_eq!(header(&head, "content-encoding"), None, "{head}");
 }
 
+/// MaxRequestWorkers busy connections (each in the middle of a request head): a new one
+/// gets a short 503 with Retry-After at once, and service resumes when they go.
 #[test]
 fn max_request_workers_sheds_load() {
     let sb = site();
@@ -1369,17 +1371,15 @@ fn max_request_workers_sheds_load() {
     let hold: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut s = TcpStream::connect(core.addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n")
                 .unwrap();
-            let mut buf = [0u8; 512];
-            let n = s.read(&mut buf).unwrap();
-            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
             s
         })
         .collect();
+    std::thread::sleep(Duration::from_millis(300));
     let r = get(core.addr, "/hello.txt", "");
     assert_eq!(status(&r), 503, "{r}");
+    assert_eq!(header(&r, "retry-after"), Some("1"), "{r}");
     drop(hold);
     // Once the held connections close, service resumes.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1391,6 +1391,45 @@ fn max_request_workers_sheds_load() {
         assert!(Instant::now() < deadline, "never recovered");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// At MaxRequestWorkers, a new connection is not turned away while others sit idle: the
+/// idle (parked) connection nearest its deadline is closed to make room, as nginx reuses
+/// idle connections; a new connection that has sent nothing yet counts as idle too.
+#[test]
+fn max_request_workers_closes_idle_connections_for_new_ones() {
+    let sb = site();
+    let core = start(
+        &sb,
+        &format!(
+            "{}MaxRequestWorkers 2\nKeepAliveTimeout 60\nRequestReadTimeout header=20\n",
+            docroot(&sb)
+        ),
+    );
+    // Two idle connections: the older one has the nearer KeepAliveTimeout deadline.
+    let mut idle = parked_clients(core.addr, 2);
+    let r = get(core.addr, "/hello.txt", "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(
+        closed_by_server(&mut idle[0]),
+        "the older idle connection was kept"
+    );
+    // A silent new connection (once the last one's task has ended): its header limit
+    // (20 s) is nearer than the idle one's 60 s.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut silent = TcpStream::connect(core.addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let r = get(core.addr, "/hello.txt", "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(
+        closed_by_server(&mut silent),
+        "the silent connection was kept"
+    );
+    // The other idle connection still serves its next request.
+    every_tenth_answers(&mut idle[1..]);
 }
 
 #[test]

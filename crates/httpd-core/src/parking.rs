@@ -13,6 +13,9 @@
 //!   `RequestReadTimeout header=` wait for its first bytes): the connections due are closed;
 //! - the server stops: every parked connection is closed.
 //!
+//! When MaxRequestWorkers connections are open, a new one takes the place of the parked
+//! connection nearest its deadline ([`Parking::evict`]) rather than being turned away.
+//!
 //! A reload closes them too ([`Parking::close_all`]), as Apache's and nginx's graceful
 //! restarts close idle keep-alive connections: their next request gets the new
 //! configuration on a new connection.
@@ -223,6 +226,22 @@ impl Parking {
             }
         }
         !events.is_empty()
+    }
+
+    /// Closes the parked connection nearest its deadline, to make room for a new one when
+    /// MaxRequestWorkers connections are open (nginx reuses its idle keep-alive and
+    /// not-yet-requested connections so, and Apache's event MPM closes kept-alive ones):
+    /// false when none is parked. Its client sees the connection close between requests,
+    /// as at KeepAliveTimeout.
+    pub fn evict(&self) -> bool {
+        let mut lot = lock(&self.lot);
+        let Some(&(_, i)) = lot.deadlines.first() else {
+            return false;
+        };
+        let slot = lot.take(i);
+        drop(lot);
+        tracing::debug!("MaxRequestWorkers reached: an idle connection closed for a new one");
+        slot.is_some()
     }
 
     /// Closes the connections whose KeepAliveTimeout has passed.

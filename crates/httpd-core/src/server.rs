@@ -222,7 +222,7 @@ async fn accept_loop(listener: Listener, state: Arc<ServerState>, stop: watch::R
         let site = state.site();
         let open = state.open_conns.fetch_add(1, Ordering::AcqRel) + 1;
         let guard = ConnGuard(Arc::clone(&state));
-        if open > site.server.max_request_workers {
+        if open > site.server.max_request_workers && !state.parking.evict() {
             shed(stream);
             drop(guard);
             continue;
@@ -244,7 +244,8 @@ async fn accept_loop(listener: Listener, state: Arc<ServerState>, stop: watch::R
     }
 }
 
-/// MaxRequestWorkers reached: a short 503 and close, without waiting for the request.
+/// MaxRequestWorkers reached and no idle connection to close for this one: a short 503
+/// and close, without waiting for the request.
 fn shed(stream: Stream) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n";
     let _ = match &stream {
