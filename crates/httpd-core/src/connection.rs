@@ -185,6 +185,8 @@ pub struct TimedIo<S> {
     write_armed: bool,
     /// TCP_CORK is on while a body is sent with sendfile (see `poll_write_zero_copy`).
     corked: bool,
+    /// TCP_NODELAY was set, at the first write that needed it ([`TimedIo::nodelay`]).
+    nodelay: bool,
     /// Spliced to an upgraded backend: shutting down really closes the write side.
     tunnel: bool,
     /// Where the requests' bodies end.
@@ -215,6 +217,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TimedIo<S> {
             write_sleep: None,
             write_armed: false,
             corked: false,
+            nodelay: false,
             tunnel: false,
             framing: Framing::default(),
             prefix_seen: false,
@@ -793,6 +796,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> TimedIo<S> {
         }
     }
 
+    /// Sets TCP_NODELAY before the connection's first write, unless that write is the
+    /// whole of its last response (written with MSG_MORE, and pushed out by the close
+    /// that follows): nginx too sets it only on connections that go on, and a
+    /// `Connection: close` request then costs one setsockopt less. A resumed (parked)
+    /// connection sets it again, once.
+    fn nodelay(&mut self) {
+        if !self.nodelay && !self.shared.last_response.load(Ordering::Relaxed) {
+            self.stream.as_stream().set_nodelay();
+            self.nodelay = true;
+        }
+    }
+
     /// After an ordinary write: a body whose end was written from memory (a slice too
     /// small to look up) is sent now.
     fn uncork(&mut self) {
@@ -810,6 +825,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> AsyncWrite for TimedIo<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.nodelay();
         match Pin::new(&mut this.stream).poll_write(cx, buf) {
             Poll::Pending => this.write_pending(cx).map(Err),
             r => {
@@ -826,6 +842,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + AsStream> AsyncWrite for TimedIo<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.nodelay();
         let r = match this.poll_write_zero_copy(cx, bufs) {
             Some(r) => r,
             None => {
@@ -1369,6 +1386,33 @@ mod tests {
                 let want = data[start..].iter().position(|&b| b == b'\n');
                 assert_eq!(find_lf(&data[start..]), want, "{i} {start}");
             }
+        }
+    }
+
+    /// TCP_NODELAY is set at a connection's first write, except when that write is its
+    /// last response (the close pushes it out), and stays set.
+    #[tokio::test]
+    async fn nodelay_is_set_at_the_first_write_unless_it_is_the_last() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for last in [false, true] {
+            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            let stream = Stream::Tcp(server);
+            let shared = Arc::new(ConnShared::new(None, None));
+            shared.last_response.store(last, Ordering::Relaxed);
+            let nodelay = |s: &Stream| match s {
+                Stream::Tcp(t) => t.nodelay().unwrap(),
+                Stream::Unix(_) => unreachable!(),
+            };
+            let mut io = TimedIo::new(stream, Bytes::new(), shared, ConnConf::default());
+            assert!(!nodelay(&io.stream), "set before any write");
+            io.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            assert_eq!(nodelay(&io.stream), !last, "last response: {last}");
+            let parts = [io::IoSlice::new(b"a"), io::IoSlice::new(b"b")];
+            assert!(io.write_vectored(&parts).await.unwrap() > 0);
+            assert_eq!(nodelay(&io.stream), !last, "last response: {last}");
         }
     }
 

@@ -74,7 +74,6 @@ impl Listener {
         match self {
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
-                let _ = s.set_nodelay(true);
                 Ok((Stream::Tcp(s), Some(peer)))
             }
             Listener::Unix(l, _) => {
@@ -203,6 +202,15 @@ impl Stream {
         if let Stream::Tcp(s) = self {
             // Only segment sizes depend on it: a failure changes nothing else.
             let _ = socket2::SockRef::from(s).set_tcp_cork(on);
+        }
+    }
+
+    /// Turns Nagle's algorithm off (TCP_NODELAY; a no-op on a Unix socket): a response
+    /// written in pieces (a streamed body, or a head before its sendfile'd body) must not
+    /// have a small piece wait for the client's delayed ACK of the one before.
+    pub fn set_nodelay(&self) {
+        if let Stream::Tcp(s) = self {
+            let _ = s.set_nodelay(true);
         }
     }
 
