@@ -1406,8 +1406,10 @@ fn max_request_workers_closes_idle_connections_for_new_ones() {
             docroot(&sb)
         ),
     );
-    // Two idle connections: the older one has the nearer KeepAliveTimeout deadline.
-    let mut idle = parked_clients(core.addr, 2);
+    // Two idle connections, 400 ms apart: the older one has the nearer KeepAliveTimeout
+    // deadline.
+    let mut idle = parked_clients(core.addr, 1);
+    idle.extend(parked_clients(core.addr, 1));
     let r = get(core.addr, "/hello.txt", "");
     assert_eq!(status(&r), 200, "{r}");
     assert!(
