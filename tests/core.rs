@@ -506,6 +506,21 @@ fn parked_clients(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     conns
 }
 
+/// `n` connections that send nothing, 400 ms after they were opened (long enough for
+/// the server to park the ones it was handed).
+fn silent_clients(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let conns = (0..n)
+        .map(|i| {
+            let s = TcpStream::connect(addr)
+                .unwrap_or_else(|e| panic!("connection {i} of {n} refused: {e}"));
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    conns
+}
+
 /// A second request on every tenth of `conns` is answered.
 fn every_tenth_answers(conns: &mut [TcpStream]) {
     for (i, s) in conns.iter_mut().enumerate().step_by(10) {
@@ -571,7 +586,8 @@ fn parked_connections_are_served_counted_and_timed_out() {
 /// New connections that send nothing are parked after a moment, as idle kept-alive ones
 /// are: they count as open, are served when their first request comes, are closed when
 /// RequestReadTimeout's header limit passes (KeepAliveTimeout is a minute away), and a
-/// graceful stop closes the rest at once.
+/// graceful stop closes the rest at once. (`AcceptFilter http none`: by default the
+/// kernel holds such connections until their first bytes; see the next test.)
 #[test]
 fn silent_new_connections_are_parked_served_and_timed_out() {
     let sb = site();
@@ -579,19 +595,12 @@ fn silent_new_connections_are_parked_served_and_timed_out() {
         &sb,
         &format!(
             "{}RequestReadTimeout header=3\nKeepAliveTimeout 60\nGracefulShutdownTimeout 60\n\
+             AcceptFilter http none\n\
              <Location /server-status>\nSetHandler server-status\n</Location>\n",
             docroot(&sb)
         ),
     );
-    let mut conns: Vec<TcpStream> = (0..100)
-        .map(|i| {
-            let s = TcpStream::connect(core.addr)
-                .unwrap_or_else(|e| panic!("connection {i} refused: {e}"));
-            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-            s
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(400));
+    let mut conns = silent_clients(core.addr, 100);
     assert_eq!(workers(core.addr), (1, 100));
     every_tenth_answers(&mut conns);
     for (i, s) in conns.iter_mut().enumerate() {
@@ -779,13 +788,54 @@ fn request_heads_longer_than_the_first_read() {
     );
 }
 
+/// By default (`AcceptFilter http data`, as Apache on Linux) a connection is handed to
+/// the server only once its first bytes arrive: a silent one is not counted as open, and
+/// RequestReadTimeout's header limit starts with its first bytes, so one that speaks
+/// after the limit is still served.
+#[test]
+fn accept_filter_hands_connections_over_with_their_first_bytes() {
+    let sb = site();
+    let core = start(
+        &sb,
+        &format!(
+            "{}RequestReadTimeout header=1\n<Location /server-status>\nSetHandler server-status\n</Location>\n",
+            docroot(&sb)
+        ),
+    );
+    let mut conns = silent_clients(core.addr, 20);
+    assert_eq!(
+        workers(core.addr),
+        (1, 0),
+        "silent connections were accepted"
+    );
+    std::thread::sleep(Duration::from_millis(1600));
+    for (i, s) in conns.iter_mut().enumerate() {
+        s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let (head, body) = read_response(s);
+        assert!(head.starts_with("http/1.1 200"), "connection {i}: {head}");
+        assert_eq!(body, b"hello, world\n", "connection {i}");
+    }
+    // `AcceptFilter http none` hands them over at once (the previous test).
+    let off = start(
+        &sb,
+        &format!(
+            "{}AcceptFilter http none\n<Location /server-status>\nSetHandler server-status\n</Location>\n",
+            docroot(&sb)
+        ),
+    );
+    let _silent = TcpStream::connect(off.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(workers(off.addr), (1, 1));
+}
+
 #[test]
 fn slow_headers_and_idle_connections_are_cut_off() {
     let sb = site();
     let core = start(
         &sb,
         &format!(
-            "{}RequestReadTimeout header=1 body=1\nKeepAliveTimeout 1\n",
+            "{}RequestReadTimeout header=1 body=1\nKeepAliveTimeout 1\nAcceptFilter http none\n",
             docroot(&sb)
         ),
     );
@@ -1402,7 +1452,8 @@ fn max_request_workers_closes_idle_connections_for_new_ones() {
     let core = start(
         &sb,
         &format!(
-            "{}MaxRequestWorkers 2\nKeepAliveTimeout 60\nRequestReadTimeout header=20\n",
+            "{}MaxRequestWorkers 2\nKeepAliveTimeout 60\nRequestReadTimeout header=20\n\
+             AcceptFilter http none\n",
             docroot(&sb)
         ),
     );

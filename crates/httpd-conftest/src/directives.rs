@@ -103,6 +103,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "ServerAdmin",
     "PidFile",
     "MaxRequestWorkers",
+    "AcceptFilter",
     "GracefulShutdownTimeout",
     "User",
     "Group",

@@ -130,6 +130,28 @@ pub struct ServerSettings {
     /// `LimitInternalRecursion`: internal redirects one request may go through.
     pub limit_internal_recursion: u32,
     pub extended_status: bool,
+    /// `AcceptFilter protocol filter`, by Listen protocol (lowercase): whether a
+    /// connection is accepted only once its first bytes arrive (Linux's
+    /// TCP_DEFER_ACCEPT). `http` and `https` are on by default, as in Apache on Linux;
+    /// `none` turns it off.
+    pub accept_filters: BTreeMap<String, bool>,
+}
+
+impl ServerSettings {
+    /// Whether connections to `listen` are accepted only once their first bytes arrive
+    /// ([`ServerSettings::accept_filters`]): by its protocol, which is `https` for port 443
+    /// and `http` otherwise when Listen names none (Apache's rule). TCP only.
+    pub fn defer_accept(&self, listen: &Listen) -> bool {
+        let ListenAddr::Tcp(addr) = &listen.addr else {
+            return false;
+        };
+        let protocol = match &listen.protocol {
+            Some(p) => p.to_ascii_lowercase(),
+            None if addr.port() == 443 => "https".to_string(),
+            None => "http".to_string(),
+        };
+        self.accept_filters.get(&protocol).copied().unwrap_or(false)
+    }
 }
 
 impl Default for ServerSettings {
@@ -148,6 +170,7 @@ impl Default for ServerSettings {
             limit_request_field_size: 8190,
             limit_request_line: 8190,
             limit_internal_recursion: 10,
+            accept_filters: [("http".to_string(), true), ("https".to_string(), true)].into(),
             extended_status: true,
         }
     }

@@ -340,8 +340,8 @@ async fn serve(
                 source.name()
             )));
         }
-        for addr in &site.listen {
-            listeners.push(Listener::bind(addr)?);
+        for l in &site.listen {
+            listeners.push(Listener::bind(&l.addr, l.defer_accept)?);
         }
     }
     if let Source::Embedded(_) = source {

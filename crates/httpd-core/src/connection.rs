@@ -1138,7 +1138,10 @@ async fn start(
         // request: 1,259 bytes each in tasks; parked, 143-587 over runs, what the
         // allocator keeps of the peak still waiting their 100 ms; nginx 512).
         // The first bytes are read here rather than peeked at (one syscall instead of a
-        // peek and hyper's read), and handed to hyper as a prefix.
+        // peek and hyper's read), and handed to hyper as a prefix. On a TCP listener with
+        // AcceptFilter (the default) they are usually there already: the kernel holds a
+        // silent connection until its first bytes or 30 s, so the wait below is for Unix
+        // sockets, `AcceptFilter http none`, and clients silent for longer.
         let limit = conf.read_timeout.header.initial;
         // None: nothing came within PARK_AFTER (or within the limit, when it is shorter).
         let wait = async {

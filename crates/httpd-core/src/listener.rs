@@ -13,6 +13,10 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use crate::error::Error;
 use crate::site::ListenAddr;
 
+/// How long the kernel holds a connection that has sent nothing (TCP_DEFER_ACCEPT):
+/// Apache's value.
+const DEFER_ACCEPT_SECS: i32 = 30;
+
 /// A bound listener.
 pub enum Listener {
     Tcp(TcpListener),
@@ -26,8 +30,12 @@ pub enum Stream {
 }
 
 impl Listener {
-    /// Binds `addr`. A stale Unix socket file is removed first (as nginx does).
-    pub fn bind(addr: &ListenAddr) -> Result<Listener, Error> {
+    /// Binds `addr`. A stale Unix socket file is removed first (as nginx does). With
+    /// `defer_accept` (AcceptFilter), a TCP connection is handed over once its first
+    /// bytes arrive, or after 30 s (Apache's value): the request is then read at once,
+    /// without a wake-up for the connection and another for its bytes, and a client that
+    /// connects and says nothing costs the kernel a half-open socket, not a connection.
+    pub fn bind(addr: &ListenAddr, defer_accept: bool) -> Result<Listener, Error> {
         let err = |source| Error::Bind {
             addr: addr.to_string(),
             source,
@@ -42,6 +50,11 @@ impl Listener {
                 .map_err(err)?;
                 sock.set_reuseaddr(true).map_err(err)?;
                 sock.bind(*a).map_err(err)?;
+                if defer_accept {
+                    if let Err(e) = crate::sys::defer_accept(&sock, DEFER_ACCEPT_SECS) {
+                        tracing::warn!(%addr, error = %e, "AcceptFilter: TCP_DEFER_ACCEPT failed; connections are accepted at once");
+                    }
+                }
                 Ok(Listener::Tcp(sock.listen(4096).map_err(err)?))
             }
             ListenAddr::Unix(p) => {

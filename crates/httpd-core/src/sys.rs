@@ -125,6 +125,27 @@ pub fn open_dir(path: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
         .map(std::os::fd::OwnedFd::from)
 }
 
+/// TCP_DEFER_ACCEPT on a listening socket: connections are handed to accept(2) once their
+/// first bytes arrive, or after about `secs` seconds.
+pub fn defer_accept(sock: &impl std::os::fd::AsRawFd, secs: i32) -> std::io::Result<()> {
+    let v: libc::c_int = secs;
+    // SAFETY: setsockopt reads an int of the size given from a valid pointer.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// sendfile(2) from `file` at `*offset` (advanced) to the socket `sock`: bytes sent.
 pub fn sendfile(
     sock: std::os::fd::RawFd,

@@ -46,6 +46,35 @@ impl Validator<'_> {
                     self.server_mut().pid_file = Some(self.rooted(&a.value));
                 }
             }
+            "acceptfilter" => match d.args.as_slice() {
+                [protocol, filter] => {
+                    // Linux has one filter (TCP_DEFER_ACCEPT): Apache turns it on for any
+                    // name but none, so the BSD and Windows names mean it too.
+                    let on = match filter.value.to_ascii_lowercase().as_str() {
+                        "none" => false,
+                        "data" | "dataready" | "httpready" | "connect" => true,
+                        _ => {
+                            self.warning(
+                                &filter.loc,
+                                format!(
+                                    "AcceptFilter {:?} is not a known filter (data, none, \
+                                     dataready, httpready, connect); taken as data, as Apache \
+                                     on Linux does",
+                                    filter.value
+                                ),
+                            );
+                            true
+                        }
+                    };
+                    self.server_mut()
+                        .accept_filters
+                        .insert(protocol.value.to_ascii_lowercase(), on);
+                }
+                _ => self.error(
+                    &d.loc,
+                    "AcceptFilter takes a protocol and a filter (AcceptFilter http data)",
+                ),
+            },
             "maxrequestworkers" => {
                 if let Some(n) = self.number(d, 1, 1_000_000) {
                     self.server_mut().max_request_workers = n as u32;

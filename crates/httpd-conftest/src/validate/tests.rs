@@ -232,3 +232,29 @@ fn a_piped_log_without_a_command_is_an_error() {
     let fine = crate::load_str("CustomLog \"|$cat\" common", "t.conf", &Default::default());
     assert!(!fine.has_errors(), "{:?}", fine.diagnostics);
 }
+
+/// AcceptFilter: on for http and https by default (Apache on Linux), `none` turns it off,
+/// any other filter name means on (with a warning when it is not a known one), and a
+/// Listen's protocol is https on port 443 when it names none.
+#[test]
+fn accept_filters() {
+    let load = |text: &str| crate::load_str(text, "t.conf", &Default::default());
+    let deferred = |loaded: &crate::Loaded| -> Vec<bool> {
+        let c = &loaded.config;
+        c.listen.iter().map(|l| c.server.defer_accept(l)).collect()
+    };
+    let defaults = load("Listen 127.0.0.1:80\nListen 127.0.0.1:443\nListen 127.0.0.1:81 ftp\n");
+    assert_eq!(deferred(&defaults), [true, true, false]);
+    let off = load(
+        "Listen 127.0.0.1:80\nListen 127.0.0.1:443\nAcceptFilter http none\nAcceptFilter HTTPS httpready\n",
+    );
+    assert!(off.diagnostics.is_empty(), "{:?}", off.diagnostics);
+    assert_eq!(deferred(&off), [false, true]);
+    let odd = load("AcceptFilter http sometimes\n");
+    assert_eq!(odd.diagnostics.len(), 1, "{:?}", odd.diagnostics);
+    assert_eq!(odd.diagnostics[0].severity, Severity::Warning);
+    assert_eq!(odd.config.server.accept_filters.get("http"), Some(&true));
+    for bad in ["AcceptFilter http\n", "AcceptFilter http data extra\n"] {
+        assert!(load(bad).has_errors(), "{bad}");
+    }
+}

@@ -61,9 +61,12 @@ pub fn build(config: &model::Config, source: &str, previous: Option<&Site>) -> R
         listen: config
             .listen
             .iter()
-            .map(|l| match &l.addr {
-                model::ListenAddr::Tcp(a) => ListenAddr::Tcp(*a),
-                model::ListenAddr::Unix(p) => ListenAddr::Unix(absolute(root, p)),
+            .map(|l| ListenOn {
+                addr: match &l.addr {
+                    model::ListenAddr::Tcp(a) => ListenAddr::Tcp(*a),
+                    model::ListenAddr::Unix(p) => ListenAddr::Unix(absolute(root, p)),
+                },
+                defer_accept: s.defer_accept(l),
             })
             .collect(),
         server: ServerConf {

@@ -24,12 +24,21 @@ pub use matcher::Matcher;
 
 /// One loaded configuration.
 pub struct Site {
-    pub listen: Vec<ListenAddr>,
+    pub listen: Vec<ListenOn>,
     pub server: ServerConf,
     /// `hosts[0]` is the main server; the virtual hosts follow in config order.
     pub hosts: Vec<Arc<Host>>,
     /// Where the configuration came from (file path or "embedded default").
     pub source: String,
+}
+
+/// A Listen directive, as it is bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenOn {
+    pub addr: ListenAddr,
+    /// `AcceptFilter` (on by default for http and https, as Apache on Linux): the kernel
+    /// hands a connection over once its first bytes have arrived (TCP_DEFER_ACCEPT).
+    pub defer_accept: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
