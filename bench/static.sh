@@ -57,7 +57,8 @@ run() {
 
 { echo "settings: both servers on CPU $SCPU (taskset), wrk -t1 on CPU $CCPU; DUR=${DUR}s ROUNDS=$ROUNDS, interleaved, medians;"
   echo "  nginx: 1 worker, access_log off, sendfile on, keepalive 120 s / 1000000 requests;"
-  echo "  ours: current-thread runtime (one CPU), no CustomLog, KeepAliveTimeout 120, MaxKeepAliveRequests 0"; } | tee "$OUT/settings.txt"
+  echo "  ours: current-thread runtime (one CPU), no CustomLog, KeepAliveTimeout 120, MaxKeepAliveRequests 0,"
+  echo "        AcceptFilter on by default (a connection that has sent nothing waits in the kernel, not in ours)"; } | tee "$OUT/settings.txt"
 printf "%-7s %14s %14s %8s %12s %12s %8s %10s\n" scenario "ours req/s" "nginx req/s" ratio "ours p99 ms" "nginx p99" ratio "errors" | tee "$OUT/summary.txt"
 for s in $SCEN; do
   : > "$OUT/$s.ours"; : > "$OUT/$s.nginx"

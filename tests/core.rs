@@ -1470,15 +1470,11 @@ fn max_request_workers_closes_idle_connections_for_new_ones() {
     // A silent new connection (once the last one's task has ended): its header limit
     // (20 s) is nearer than the idle one's 60 s.
     std::thread::sleep(Duration::from_millis(200));
-    let mut silent = TcpStream::connect(core.addr).unwrap();
-    silent
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    let mut silent = silent_clients(core.addr, 1);
     let r = get(core.addr, "/hello.txt", "");
     assert_eq!(status(&r), 200, "{r}");
     assert!(
-        closed_by_server(&mut silent),
+        closed_by_server(&mut silent[0]),
         "the silent connection was kept"
     );
     // The other idle connection still serves its next request.

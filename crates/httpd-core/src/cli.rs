@@ -400,6 +400,7 @@ async fn serve(
                     let old = state2.site();
                     match load_site(&source, &opts, Some(&old)) {
                         Ok(new) => {
+                            // ListenOn compares AcceptFilter too: it is set when binding.
                             if new.listen != old.listen {
                                 tracing::warn!("Listen changes take effect only after a restart; the listeners are kept");
                             }

@@ -99,6 +99,7 @@ impl Listener {
     /// Takes the listening sockets systemd passed (sd_listen_fds(3): `LISTEN_PID` must be
     /// ours, the descriptors start at 3). The variables are then removed and the
     /// descriptors marked close-on-exec, so CGI scripts and piped loggers inherit neither.
+    /// AcceptFilter does not apply to them: the socket unit's `DeferAcceptSec=` decides.
     pub fn from_systemd() -> Vec<Listener> {
         let ok_pid = std::env::var("LISTEN_PID")
             .ok()

@@ -238,10 +238,12 @@ impl Parking {
         let Some(&(_, i)) = lot.deadlines.first() else {
             return false;
         };
-        let slot = lot.take(i);
+        let closed = lot.take(i);
         drop(lot);
-        tracing::debug!("MaxRequestWorkers reached: an idle connection closed for a new one");
-        slot.is_some()
+        if closed.is_some() {
+            tracing::debug!("MaxRequestWorkers reached: an idle connection closed for a new one");
+        }
+        closed.is_some()
     }
 
     /// Closes the connections whose KeepAliveTimeout has passed.

@@ -1,6 +1,7 @@
-//! The few operating-system calls the standard library and tokio do not wrap: adopting a
-//! socket inherited from systemd, raising the open-file limit, and the zero-copy writes
-//! (sendfile, MSG_MORE), and the poller of parked connections.
+//! The few operating-system calls the standard library, tokio and socket2 do not wrap:
+//! adopting a socket inherited from systemd, raising the open-file limit, TCP_DEFER_ACCEPT
+//! (AcceptFilter; nix has only the BSDs' accept filters), the zero-copy writes (sendfile,
+//! MSG_MORE), and the poller of parked connections.
 #![allow(unsafe_code)]
 
 use std::os::fd::FromRawFd;
