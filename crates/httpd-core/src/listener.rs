@@ -219,6 +219,16 @@ impl Stream {
         }
     }
 
+    /// Caps the bytes the kernel holds unsent (TCP_NOTSENT_LOWAT; a no-op on a Unix
+    /// socket): the socket reports writable, and a write goes on, only while less than
+    /// `bytes` wait to be sent.
+    pub fn set_notsent_lowat(&self, bytes: u32) {
+        if let Stream::Tcp(s) = self {
+            // Only when data is handed over depends on it: a failure changes nothing else.
+            let _ = socket2::SockRef::from(s).set_tcp_notsent_lowat(bytes);
+        }
+    }
+
     /// Turns Nagle's algorithm off (TCP_NODELAY; a no-op on a Unix socket): a response
     /// written in pieces (a streamed body, or a head before its sendfile'd body) must not
     /// have a small piece wait for the client's delayed ACK of the one before.
