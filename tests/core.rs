@@ -41,6 +41,18 @@ fn docroot(sb: &Sandbox) -> String {
     format!("DocumentRoot \"{}\"\n", sb.path().join("www").display())
 }
 
+/// A server on the sandbox's docroot with the directives `extra`, and server-status at
+/// `/server-status` (read by [`workers`]).
+fn start_with_status(sb: &Sandbox, extra: &str) -> Core {
+    start(
+        sb,
+        &format!(
+            "{}{extra}<Location /server-status>\nSetHandler server-status\n</Location>\n",
+            docroot(sb)
+        ),
+    )
+}
+
 /// One request on a fresh connection; reads until the server closes (Connection: close).
 fn raw(addr: SocketAddr, req: &str) -> String {
     raw_exchange(addr, req.as_bytes(), Duration::from_secs(10))
@@ -564,13 +576,7 @@ fn workers(addr: SocketAddr) -> (u64, u64) {
 #[test]
 fn parked_connections_are_served_counted_and_timed_out() {
     let sb = site();
-    let core = start(
-        &sb,
-        &format!(
-            "{}KeepAliveTimeout 3\n<Location /server-status>\nSetHandler server-status\n</Location>\n",
-            docroot(&sb)
-        ),
-    );
+    let core = start_with_status(&sb, "KeepAliveTimeout 3\n");
     let mut conns = parked_clients(core.addr, 200);
     assert_eq!(workers(core.addr), (1, 200));
     every_tenth_answers(&mut conns);
@@ -591,14 +597,10 @@ fn parked_connections_are_served_counted_and_timed_out() {
 #[test]
 fn silent_new_connections_are_parked_served_and_timed_out() {
     let sb = site();
-    let mut core = start(
+    let mut core = start_with_status(
         &sb,
-        &format!(
-            "{}RequestReadTimeout header=3\nKeepAliveTimeout 60\nGracefulShutdownTimeout 60\n\
-             AcceptFilter http none\n\
-             <Location /server-status>\nSetHandler server-status\n</Location>\n",
-            docroot(&sb)
-        ),
+        "RequestReadTimeout header=3\nKeepAliveTimeout 60\nGracefulShutdownTimeout 60\n\
+         AcceptFilter http none\n",
     );
     let mut conns = silent_clients(core.addr, 100);
     assert_eq!(workers(core.addr), (1, 100));
@@ -795,13 +797,7 @@ fn request_heads_longer_than_the_first_read() {
 #[test]
 fn accept_filter_hands_connections_over_with_their_first_bytes() {
     let sb = site();
-    let core = start(
-        &sb,
-        &format!(
-            "{}RequestReadTimeout header=1\n<Location /server-status>\nSetHandler server-status\n</Location>\n",
-            docroot(&sb)
-        ),
-    );
+    let core = start_with_status(&sb, "RequestReadTimeout header=1\n");
     let mut conns = silent_clients(core.addr, 20);
     assert_eq!(
         workers(core.addr),
@@ -817,13 +813,7 @@ fn accept_filter_hands_connections_over_with_their_first_bytes() {
         assert_eq!(body, b"hello, world\n", "connection {i}");
     }
     // `AcceptFilter http none` hands them over at once (the previous test).
-    let off = start(
-        &sb,
-        &format!(
-            "{}AcceptFilter http none\n<Location /server-status>\nSetHandler server-status\n</Location>\n",
-            docroot(&sb)
-        ),
-    );
+    let off = start_with_status(&sb, "AcceptFilter http none\n");
     let _silent = TcpStream::connect(off.addr).unwrap();
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(workers(off.addr), (1, 1));
@@ -1031,13 +1021,7 @@ fn error_document_is_served_only_to_clients_its_require_allows() {
 #[test]
 fn server_status_formats() {
     let sb = site();
-    let core = start(
-        &sb,
-        &format!(
-            "{}<Location /server-status>\nSetHandler server-status\n</Location>\n",
-            docroot(&sb)
-        ),
-    );
+    let core = start_with_status(&sb, "");
     get(core.addr, "/hello.txt", "");
     let r = get(core.addr, "/server-status?json", "");
     let v: serde_json::Value = serde_json::from_str(body(&r)).unwrap();

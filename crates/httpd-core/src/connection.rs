@@ -1442,14 +1442,9 @@ mod tests {
         for last in [false, true] {
             let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (server, _) = listener.accept().await.unwrap();
-            let stream = Stream::Tcp(server);
-            let shared = Arc::new(ConnShared::new(None, None));
-            shared.last_response.store(last, Ordering::Relaxed);
-            let nodelay = |s: &Stream| match s {
-                Stream::Tcp(t) => t.nodelay().unwrap(),
-                Stream::Unix(_) => unreachable!(),
-            };
-            let mut io = TimedIo::new(stream, Bytes::new(), shared, ConnConf::default());
+            let mut io = timed_io(server);
+            io.shared.last_response.store(last, Ordering::Relaxed);
+            let nodelay = |s: &Stream| tcp(s).nodelay().unwrap();
             assert!(!nodelay(&io.stream), "set before any write");
             io.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
             assert_eq!(nodelay(&io.stream), !last, "last response: {last}");
@@ -1465,6 +1460,14 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(body).unwrap();
         crate::static_files::zero_copy::register(body, Arc::new(file)).unwrap()
+    }
+
+    /// The TCP socket under a test's writer.
+    fn tcp(s: &Stream) -> &tokio::net::TcpStream {
+        match s {
+            Stream::Tcp(t) => t,
+            Stream::Unix(_) => unreachable!("the tests write to TCP sockets"),
+        }
     }
 
     /// The connection's writer over an accepted socket, with the default settings.
@@ -1483,10 +1486,7 @@ mod tests {
     #[tokio::test]
     async fn large_bodies_cap_what_the_kernel_holds_unsent() {
         use tokio::io::AsyncWriteExt;
-        let lowat = |s: &Stream| match s {
-            Stream::Tcp(t) => socket2::SockRef::from(t).tcp_notsent_lowat().unwrap(),
-            Stream::Unix(_) => unreachable!(),
-        };
+        let lowat = |s: &Stream| socket2::SockRef::from(tcp(s)).tcp_notsent_lowat().unwrap();
         let body = Bytes::from(vec![b'x'; CORK_BODY]);
         let _registration = registered(&body);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
